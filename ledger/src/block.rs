@@ -80,7 +80,11 @@ impl Block {
     /// Decodes canonical bytes and checks every transaction's field bounds.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let b: Block = codec::decode(bytes)?;
-        codec::check_len("chain_id", b.header.chain_id.len(), crate::tx::CHAIN_ID_BYTES_MAX)?;
+        codec::check_len(
+            "chain_id",
+            b.header.chain_id.len(),
+            crate::tx::CHAIN_ID_BYTES_MAX,
+        )?;
         for tx in &b.txs {
             tx.tx.check_limits()?;
         }

@@ -4,9 +4,7 @@
 use crate::codec::{self, check_len};
 use crate::crypto::PublicKey;
 use crate::hash::{Hash, domain, hash_with};
-use crate::tx::{
-    CHAIN_ID_BYTES_MAX, DepartmentId, LABEL_BYTES_MAX, RoleSet, check_department_id,
-};
+use crate::tx::{CHAIN_ID_BYTES_MAX, DepartmentId, LABEL_BYTES_MAX, RoleSet, check_department_id};
 use crate::validator::{Validator, ValidatorSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -136,7 +134,10 @@ impl ConsensusParams {
         for (name, v) in [
             ("timeout_propose_delta_ms", self.timeout_propose_delta_ms),
             ("timeout_prevote_delta_ms", self.timeout_prevote_delta_ms),
-            ("timeout_precommit_delta_ms", self.timeout_precommit_delta_ms),
+            (
+                "timeout_precommit_delta_ms",
+                self.timeout_precommit_delta_ms,
+            ),
         ] {
             if v > 600_000 {
                 return Err(bad(name, "must be at most 600000 ms".into()));
@@ -208,7 +209,8 @@ impl Genesis {
                 text.len()
             )));
         }
-        let g: Genesis = serde_json::from_str(text).map_err(|e| GenesisError::Parse(e.to_string()))?;
+        let g: Genesis =
+            serde_json::from_str(text).map_err(|e| GenesisError::Parse(e.to_string()))?;
         g.validate()?;
         Ok(g)
     }

@@ -104,6 +104,9 @@ mod tests {
     #[test]
     fn prefixes_separate_domains() {
         assert_ne!(hash_with(domain::LEAF, b"a"), hash_with(domain::NODE, b"a"));
-        assert_eq!(hash_parts(domain::NODE, &[b"a", b"b"]), hash_with(domain::NODE, b"ab"));
+        assert_eq!(
+            hash_parts(domain::NODE, &[b"a", b"b"]),
+            hash_with(domain::NODE, b"ab")
+        );
     }
 }

@@ -1,7 +1,41 @@
 //! The history log: an append-only Merkle tree over every committed transaction, with the
-//! tree shape and proof algorithms of RFC 9162 §2.1 and blake3 as the hash.
+//! tree shape and proof algorithms of RFC 9162 §2.1 (Certificate Transparency v2) and blake3
+//! as the hash.
+//!
+//! * Leaves are leaf hashes `blake3(0x00 ‖ data)` ([`leaf_hash`]); a transaction's record id
+//!   is its leaf hash. Inner nodes are `blake3(0x01 ‖ left ‖ right)` ([`node_hash`]); the
+//!   empty log's root is `blake3("")` ([`empty_root`]).
+//! * **Storage model.** The log keeps the hash of every *complete, aligned subtree*: node
+//!   `(level, index)` ([`NodeId`]) covers leaves `[index·2^level, (index+1)·2^level)`; level 0
+//!   holds the leaf hashes. A node exists once all its leaves exist and never changes after
+//!   that. A store exposes them through [`NodeReader`]; [`NodeId::key`] is the 9-byte key
+//!   `[level][index, big-endian]`.
+//! * **Appending.** [`Frontier`] keeps the right edge of the tree (the "peaks") in memory, so
+//!   an append needs no reads; it hands back every node that became complete, for the caller
+//!   to write in the same batch as the block.
+//! * **Proofs.** [`root_at`], [`inclusion_proof`] and [`consistency_proof`] work for any past
+//!   size with O(log n) node reads: every subtree an RFC 9162 proof needs is either a stored
+//!   complete node or a right-edge subtree folded from at most 64 stored nodes. They never
+//!   touch the leaves. [`verify_inclusion`] and [`verify_consistency`] are the RFC 9162
+//!   §2.1.3.2 and §2.1.4.2 algorithms.
+//! * [`MemoryLog`] is an in-memory store with the same interface, for tests, the auditor and
+//!   builds without RocksDB.
+//!
+//! `docs/history-log.md` describes the bytes and the algorithms with worked examples.
 
 use crate::hash::{Hash, domain, hash_parts, hash_with};
+
+mod frontier;
+mod memory;
+mod node;
+mod proof;
+mod verify;
+
+pub use frontier::Frontier;
+pub use memory::MemoryLog;
+pub use node::{LogError, NodeId, NodeReader};
+pub use proof::{consistency_proof, inclusion_proof, root_at};
+pub use verify::{ProofError, verify_consistency, verify_inclusion};
 
 /// `blake3(0x00 ‖ data)`.
 pub fn leaf_hash(data: &[u8]) -> Hash {

@@ -13,11 +13,18 @@
 
 pub mod block;
 pub mod bytes;
+pub mod chain;
 pub mod codec;
 pub mod crypto;
+pub mod execute;
 pub mod genesis;
 pub mod hash;
 pub mod history_log;
+pub mod index;
+pub mod proof;
+pub mod state;
+#[cfg(feature = "rocksdb")]
+pub mod store;
 pub mod tx;
 pub mod validator;
 pub mod vote;

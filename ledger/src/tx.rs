@@ -264,11 +264,9 @@ impl SignedTx {
 
     /// Verifies the signature alone (one at a time; see [`crate::crypto::BatchVerifier`]).
     pub fn verify_signature(&self) -> Result<(), SignatureError> {
-        self.tx.signer.verify(
-            domain::TX_SIGN,
-            &codec::encode(&self.tx),
-            &self.signature,
-        )
+        self.tx
+            .signer
+            .verify(domain::TX_SIGN, &codec::encode(&self.tx), &self.signature)
     }
 }
 

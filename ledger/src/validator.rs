@@ -98,7 +98,7 @@ impl ValidatorSet {
         if validators.len() > VALIDATOR_SET_MAX {
             return Err(ValidatorSetError::TooLarge(validators.len()));
         }
-        validators.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+        validators.sort_by_key(|v| v.public_key);
         let mut total: u64 = 0;
         for (i, v) in validators.iter().enumerate() {
             if i > 0 && validators[i - 1].public_key == v.public_key {
@@ -213,7 +213,11 @@ mod tests {
     #[test]
     fn sorted_unique_and_quorum() {
         let set = ValidatorSet::new(vec![v(3, 1), v(1, 1), v(2, 1), v(4, 1)]).unwrap();
-        assert!(set.validators().windows(2).all(|w| w[0].public_key < w[1].public_key));
+        assert!(
+            set.validators()
+                .windows(2)
+                .all(|w| w[0].public_key < w[1].public_key)
+        );
         assert_eq!(set.total_power(), 4);
         assert!(!set.is_quorum(2));
         assert!(set.is_quorum(3));
@@ -232,9 +236,7 @@ mod tests {
         let set = ValidatorSet::new(vec![v(1, 3), v(2, 1)]).unwrap();
         let mut counts = std::collections::BTreeMap::new();
         for h in 0..400 {
-            *counts
-                .entry(set.proposer(h, 0).public_key)
-                .or_insert(0u32) += 1;
+            *counts.entry(set.proposer(h, 0).public_key).or_insert(0u32) += 1;
         }
         let heavy = set.get(&v(1, 3).public_key).map(|x| x.public_key).unwrap();
         assert_eq!(counts[&heavy], 300);

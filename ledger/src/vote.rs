@@ -207,7 +207,9 @@ pub struct CommitCertificate {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertificateError {
     /// The certificate is for another height or block.
-    #[error("certificate is for height {cert_height} block {cert_block}, expected height {height} block {block}")]
+    #[error(
+        "certificate is for height {cert_height} block {cert_block}, expected height {height} block {block}"
+    )]
     WrongBlock {
         /// Certificate height.
         cert_height: u64,
@@ -261,7 +263,7 @@ impl CommitCertificate {
                 signature: v.signature,
             })
             .collect();
-        signatures.sort_by(|a, b| a.validator.cmp(&b.validator));
+        signatures.sort_by_key(|s| s.validator);
         signatures.dedup_by(|a, b| a.validator == b.validator);
         CommitCertificate {
             height,
@@ -509,7 +511,10 @@ mod tests {
         let two = CommitCertificate::from_votes(5, 1, block, &votes[..2]);
         assert!(matches!(
             two.verify("c", 5, &block, &vs),
-            Err(CertificateError::NoQuorum { signed: 2, total: 4 })
+            Err(CertificateError::NoQuorum {
+                signed: 2,
+                total: 4
+            })
         ));
         let mut dup = cert.clone();
         dup.signatures.push(dup.signatures[0].clone());
@@ -535,7 +540,9 @@ mod tests {
         let a = Vote::new_signed("c", 3, 0, VoteType::Prevote, Some(Hash([1; 32])), k);
         let b = Vote::new_signed("c", 3, 0, VoteType::Prevote, Some(Hash([2; 32])), k);
         let nil = Vote::new_signed("c", 3, 0, VoteType::Prevote, None, k);
-        Evidence::from_votes(b.clone(), a.clone()).verify("c").unwrap();
+        Evidence::from_votes(b.clone(), a.clone())
+            .verify("c")
+            .unwrap();
         Evidence::from_votes(a.clone(), nil).verify("c").unwrap();
         assert_eq!(
             Evidence::DuplicateVote {
@@ -545,9 +552,17 @@ mod tests {
             .verify("c"),
             Err(EvidenceError::NotCanonical)
         );
-        assert!(Evidence::from_votes(a.clone(), a.clone()).verify("c").is_err());
+        assert!(
+            Evidence::from_votes(a.clone(), a.clone())
+                .verify("c")
+                .is_err()
+        );
         let other_round = Vote::new_signed("c", 3, 1, VoteType::Prevote, Some(Hash([2; 32])), k);
-        assert!(Evidence::from_votes(a.clone(), other_round).verify("c").is_err());
+        assert!(
+            Evidence::from_votes(a.clone(), other_round)
+                .verify("c")
+                .is_err()
+        );
         let p1 = Proposal::new_signed("c", 3, 0, None, Hash([1; 32]), k);
         let p2 = Proposal::new_signed("c", 3, 0, None, Hash([2; 32]), k);
         let ev = Evidence::from_proposals(p2, p1);

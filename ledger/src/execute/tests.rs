@@ -1,0 +1,768 @@
+//! One test per rule and per refusal of the state machine.
+
+use super::*;
+use crate::crypto::SecretKey;
+use crate::genesis::{ConsensusParams, Member};
+use crate::hash::hash_document;
+use crate::state::MemState;
+use crate::tx::*;
+use crate::validator::Validator;
+use crate::vote::{Evidence, Vote, VoteType};
+
+const T0: u64 = 1_800_000_000_000;
+
+struct Chain {
+    genesis: Genesis,
+    state: MemState,
+    root: Hash,
+    height: u64,
+    nonces: std::collections::BTreeMap<PublicKeyBytes, u64>,
+    validators: Vec<SecretKey>,
+}
+
+type PublicKeyBytes = [u8; 32];
+
+fn key(seed: u8) -> SecretKey {
+    SecretKey::from_seed(&[seed; 32])
+}
+
+// Member keys.
+fn land_clerk() -> SecretKey {
+    key(10)
+}
+fn land_gov() -> SecretKey {
+    key(11)
+}
+fn health_clerk() -> SecretKey {
+    key(20)
+}
+fn health_gov() -> SecretKey {
+    key(21)
+}
+fn civil_clerk() -> SecretKey {
+    key(30)
+}
+fn civil_gov() -> SecretKey {
+    key(31)
+}
+fn outsider() -> SecretKey {
+    key(99)
+}
+
+fn roles(rs: &[Role]) -> RoleSet {
+    rs.iter().copied().collect()
+}
+
+impl Chain {
+    fn new() -> Self {
+        let validators: Vec<SecretKey> = (1..=4).map(key).collect();
+        let dept = |id: &str| Department {
+            id: id.into(),
+            name: id.to_uppercase(),
+            governance_weight: 1,
+        };
+        let member = |k: SecretKey, d: &str, r: &[Role]| Member {
+            key: k.public_key(),
+            department: d.into(),
+            roles: roles(r),
+            name: String::new(),
+        };
+        let clerk_roles = [
+            Role::Approvals,
+            Role::LandRegistry,
+            Role::Catalog,
+            Role::DataAccess,
+            Role::Anchor,
+        ];
+        let genesis = Genesis {
+            chain_id: "test-chain".into(),
+            genesis_time_ms: T0,
+            departments: vec![dept("land"), dept("health"), dept("civil")],
+            members: vec![
+                member(land_clerk(), "land", &clerk_roles),
+                member(land_gov(), "land", &[Role::Governance]),
+                member(health_clerk(), "health", &clerk_roles),
+                member(health_gov(), "health", &[Role::Governance]),
+                member(civil_clerk(), "civil", &[Role::Anchor, Role::DataAccess]),
+                member(civil_gov(), "civil", &[Role::Governance]),
+            ],
+            validators: validators
+                .iter()
+                .map(|k| Validator {
+                    department: "land".into(),
+                    public_key: k.public_key(),
+                    power: 1,
+                    address: String::new(),
+                })
+                .collect(),
+            params: ConsensusParams::default(),
+        };
+        let (writes, root) = genesis_state(&genesis).unwrap();
+        let mut state = MemState::new();
+        state.apply(&writes);
+        Chain {
+            genesis,
+            state,
+            root,
+            height: 0,
+            nonces: Default::default(),
+            validators,
+        }
+    }
+
+    fn tx(&mut self, k: &SecretKey, body: TxBody) -> VerifiedTx {
+        let n = self.nonces.entry(k.public_key().0).or_insert(0);
+        let stx = Tx {
+            chain_id: self.genesis.chain_id.clone(),
+            signer: k.public_key(),
+            nonce: *n,
+            created_at_ms: T0,
+            expires_at_ms: u64::MAX,
+            body,
+        }
+        .sign(k);
+        *n += 1;
+        VerifiedTx::verify(stx).unwrap()
+    }
+
+    /// Executes one block holding one transaction; commits it if accepted.
+    fn run(&mut self, k: &SecretKey, body: TxBody) -> Result<Applied, Rejection> {
+        let vtx = self.tx(k, body);
+        let r = self.run_vtx(&vtx);
+        if r.is_err() {
+            // The nonce was not consumed.
+            *self.nonces.get_mut(&k.public_key().0).unwrap() -= 1;
+        }
+        r
+    }
+
+    fn run_vtx(&mut self, vtx: &VerifiedTx) -> Result<Applied, Rejection> {
+        let ctx = BlockContext {
+            chain_id: self.genesis.chain_id.clone(),
+            height: self.height + 1,
+            time_ms: T0 + (self.height + 1) * 1000,
+        };
+        let mut ex = BlockExecutor::new(&self.state, ctx);
+        let r = ex.apply(vtx);
+        let (writes, root) = ex.finish(&self.root);
+        self.state.apply(&writes);
+        self.root = root;
+        self.height += 1;
+        r
+    }
+}
+
+fn issue(id: &str) -> TxBody {
+    TxBody::ApprovalIssue(ApprovalIssue {
+        approval_id: id.into(),
+        kind: "building-permit".into(),
+        subject: "company-91310000".into(),
+        decision: Decision::Granted,
+        document_hash: hash_document(id.as_bytes()),
+        valid_from_ms: T0,
+        valid_until_ms: Some(T0 + 1_000_000),
+        note: String::new(),
+    })
+}
+
+fn amend(id: &str) -> TxBody {
+    TxBody::ApprovalAmend(ApprovalAmend {
+        approval_id: id.into(),
+        decision: Decision::Conditional,
+        document_hash: hash_document(b"amended"),
+        valid_until_ms: None,
+        reason: "conditions added".into(),
+    })
+}
+
+fn revoke(id: &str) -> TxBody {
+    TxBody::ApprovalRevoke(ApprovalRevoke {
+        approval_id: id.into(),
+        reason: "fraud".into(),
+    })
+}
+
+fn register(parcel: &str, owner: &str) -> TxBody {
+    TxBody::LandRegister(LandRegister {
+        parcel_id: parcel.into(),
+        owner: owner.into(),
+        document_hash: hash_document(parcel.as_bytes()),
+    })
+}
+
+fn transfer(parcel: &str, from: &str, to: &str) -> TxBody {
+    TxBody::LandTransfer(LandTransfer {
+        parcel_id: parcel.into(),
+        from: from.into(),
+        to: to.into(),
+        deed_hash: hash_document(to.as_bytes()),
+    })
+}
+
+fn encumber(parcel: &str, id: &str, kind: EncumbranceKind) -> TxBody {
+    TxBody::LandEncumber(LandEncumber {
+        parcel_id: parcel.into(),
+        encumbrance_id: id.into(),
+        kind,
+        holder: "court".into(),
+        document_hash: hash_document(id.as_bytes()),
+    })
+}
+
+fn release(parcel: &str, id: &str) -> TxBody {
+    TxBody::LandRelease(LandRelease {
+        parcel_id: parcel.into(),
+        encumbrance_id: id.into(),
+        document_hash: hash_document(b"release"),
+    })
+}
+
+fn catalog(id: &str, sharing: SharingType) -> CatalogEntry {
+    CatalogEntry {
+        resource_id: id.into(),
+        name: "Household register".into(),
+        sharing,
+        open: OpenAttribute::Closed,
+        format: "database".into(),
+        link: "https://data.example.gov/r/1".into(),
+    }
+}
+
+fn access(resource: &str, legal_basis: &str) -> TxBody {
+    TxBody::DataAccess(DataAccess {
+        subject: hash_document(b"citizen-1"),
+        resource_id: resource.into(),
+        purpose: "benefit eligibility check".into(),
+        legal_basis: legal_basis.into(),
+        accessed_at_ms: T0,
+    })
+}
+
+fn anchor() -> TxBody {
+    TxBody::Anchor(Anchor {
+        document_hash: hash_document(b"minutes"),
+        label: "council minutes".into(),
+    })
+}
+
+fn propose(action: GovAction) -> TxBody {
+    TxBody::GovernancePropose(GovernancePropose {
+        action,
+        description: "why".into(),
+    })
+}
+
+fn vote(id: Hash, approve: bool) -> TxBody {
+    TxBody::GovernanceVote(GovernanceVote {
+        proposal_id: id,
+        approve,
+    })
+}
+
+#[test]
+fn approval_lifecycle_and_issuer_only() {
+    let mut c = Chain::new();
+    c.run(&land_clerk(), issue("BP-1")).unwrap();
+    assert_eq!(
+        c.run(&land_clerk(), issue("BP-1")),
+        Err(Rejection::ApprovalExists("BP-1".into()))
+    );
+    assert!(matches!(
+        c.run(&health_clerk(), amend("BP-1")),
+        Err(Rejection::NotIssuer { .. })
+    ));
+    assert!(matches!(
+        c.run(&health_clerk(), revoke("BP-1")),
+        Err(Rejection::NotIssuer { .. })
+    ));
+    c.run(&land_clerk(), amend("BP-1")).unwrap();
+    let st = c.state.approval("BP-1").unwrap().unwrap();
+    assert_eq!(st.decision, Decision::Conditional);
+    assert_eq!(st.amendments, 1);
+    c.run(&land_clerk(), revoke("BP-1")).unwrap();
+    let st = c.state.approval("BP-1").unwrap().unwrap();
+    assert_eq!(st.status, ApprovalStatus::Revoked);
+    assert_eq!(
+        c.run(&land_clerk(), amend("BP-1")),
+        Err(Rejection::ApprovalRevoked("BP-1".into()))
+    );
+    assert_eq!(
+        c.run(&land_clerk(), revoke("BP-1")),
+        Err(Rejection::ApprovalRevoked("BP-1".into()))
+    );
+    assert_eq!(
+        c.run(&land_clerk(), amend("nope")),
+        Err(Rejection::ApprovalNotFound("nope".into()))
+    );
+}
+
+#[test]
+fn approval_validity_must_be_ordered() {
+    let mut c = Chain::new();
+    let mut body = issue("BP-2");
+    if let TxBody::ApprovalIssue(a) = &mut body {
+        a.valid_until_ms = Some(a.valid_from_ms - 1);
+    }
+    assert!(matches!(
+        c.run(&land_clerk(), body),
+        Err(Rejection::BadValidity { .. })
+    ));
+}
+
+#[test]
+fn roles_and_membership_are_enforced() {
+    let mut c = Chain::new();
+    assert!(matches!(
+        c.run(&civil_clerk(), issue("X")),
+        Err(Rejection::MissingRole {
+            role: Role::Approvals,
+            ..
+        })
+    ));
+    assert!(matches!(
+        c.run(&outsider(), anchor()),
+        Err(Rejection::UnknownSigner(_))
+    ));
+    assert!(matches!(
+        c.run(&land_gov(), anchor()),
+        Err(Rejection::MissingRole {
+            role: Role::Anchor,
+            ..
+        })
+    ));
+    c.run(&civil_clerk(), anchor()).unwrap();
+}
+
+#[test]
+fn replay_and_chain_and_expiry_are_refused() {
+    let mut c = Chain::new();
+    let vtx = c.tx(&land_clerk(), anchor());
+    c.run_vtx(&vtx).unwrap();
+    assert_eq!(
+        c.run_vtx(&vtx),
+        Err(Rejection::BadNonce {
+            expected: 1,
+            got: 0
+        })
+    );
+    // A future nonce.
+    let stx = Tx {
+        chain_id: "test-chain".into(),
+        signer: land_clerk().public_key(),
+        nonce: 5,
+        created_at_ms: T0,
+        expires_at_ms: u64::MAX,
+        body: anchor(),
+    }
+    .sign(&land_clerk());
+    let r = c.run_vtx(&VerifiedTx::verify(stx).unwrap());
+    assert!(r.as_ref().unwrap_err().is_future_nonce(), "{r:?}");
+    // Another chain.
+    let stx = Tx {
+        chain_id: "other".into(),
+        signer: land_clerk().public_key(),
+        nonce: 1,
+        created_at_ms: T0,
+        expires_at_ms: u64::MAX,
+        body: anchor(),
+    }
+    .sign(&land_clerk());
+    assert!(matches!(
+        c.run_vtx(&VerifiedTx::verify(stx).unwrap()),
+        Err(Rejection::WrongChain { .. })
+    ));
+    // Expired.
+    let stx = Tx {
+        chain_id: "test-chain".into(),
+        signer: land_clerk().public_key(),
+        nonce: 1,
+        created_at_ms: T0,
+        expires_at_ms: T0,
+        body: anchor(),
+    }
+    .sign(&land_clerk());
+    assert!(matches!(
+        c.run_vtx(&VerifiedTx::verify(stx).unwrap()),
+        Err(Rejection::Expired { .. })
+    ));
+}
+
+#[test]
+fn bad_signature_never_becomes_verified() {
+    let mut c = Chain::new();
+    let vtx = c.tx(&land_clerk(), anchor());
+    let mut stx = vtx.tx().clone();
+    stx.signature.0[10] ^= 0x40;
+    assert!(VerifiedTx::verify(stx.clone()).is_err());
+    let results = verify_batch(vec![vtx.tx().clone(), stx]);
+    assert!(results[0].is_ok());
+    assert!(results[1].is_err());
+}
+
+#[test]
+fn land_title_rules() {
+    let mut c = Chain::new();
+    let k = land_clerk();
+    c.run(&k, register("P-1", "alice")).unwrap();
+    assert_eq!(
+        c.run(&k, register("P-1", "bob")),
+        Err(Rejection::ParcelExists("P-1".into()))
+    );
+    assert!(matches!(
+        c.run(&k, transfer("P-1", "bob", "carol")),
+        Err(Rejection::NotCurrentOwner { .. })
+    ));
+    assert!(matches!(
+        c.run(&k, transfer("P-1", "alice", "alice")),
+        Err(Rejection::TransferToSelf(_))
+    ));
+    c.run(&k, transfer("P-1", "alice", "bob")).unwrap();
+    assert_eq!(c.state.parcel("P-1").unwrap().unwrap().owner, "bob");
+    c.run(&k, encumber("P-1", "M-1", EncumbranceKind::Mortgage))
+        .unwrap();
+    assert!(matches!(
+        c.run(&k, encumber("P-1", "M-1", EncumbranceKind::Lien)),
+        Err(Rejection::EncumbranceExists { .. })
+    ));
+    // A mortgage does not block a transfer; a court freeze does.
+    c.run(&k, transfer("P-1", "bob", "carol")).unwrap();
+    c.run(&k, encumber("P-1", "F-1", EncumbranceKind::CourtFreeze))
+        .unwrap();
+    assert!(matches!(
+        c.run(&k, transfer("P-1", "carol", "dave")),
+        Err(Rejection::ParcelFrozen { .. })
+    ));
+    assert!(matches!(
+        c.run(&k, release("P-1", "F-9")),
+        Err(Rejection::EncumbranceNotFound { .. })
+    ));
+    c.run(&k, release("P-1", "F-1")).unwrap();
+    c.run(&k, transfer("P-1", "carol", "dave")).unwrap();
+    let p = c.state.parcel("P-1").unwrap().unwrap();
+    assert_eq!(p.owner, "dave");
+    assert_eq!(p.encumbrances.len(), 1);
+    assert_eq!(
+        c.run(&k, transfer("P-404", "a", "b")),
+        Err(Rejection::ParcelNotFound("P-404".into()))
+    );
+    assert!(matches!(
+        c.run(&k, release("P-404", "x")),
+        Err(Rejection::ParcelNotFound(_))
+    ));
+}
+
+#[test]
+fn catalog_owner_only_updates() {
+    let mut c = Chain::new();
+    c.run(
+        &health_clerk(),
+        TxBody::CatalogRegister(catalog("R-1", SharingType::Conditional)),
+    )
+    .unwrap();
+    assert_eq!(
+        c.run(
+            &land_clerk(),
+            TxBody::CatalogRegister(catalog("R-1", SharingType::Conditional))
+        ),
+        Err(Rejection::ResourceExists("R-1".into()))
+    );
+    assert!(matches!(
+        c.run(
+            &land_clerk(),
+            TxBody::CatalogUpdate(catalog("R-1", SharingType::Unconditional))
+        ),
+        Err(Rejection::NotResourceOwner { .. })
+    ));
+    c.run(
+        &health_clerk(),
+        TxBody::CatalogUpdate(catalog("R-1", SharingType::NotShared)),
+    )
+    .unwrap();
+    assert_eq!(
+        c.state.catalog("R-1").unwrap().unwrap().entry.sharing,
+        SharingType::NotShared
+    );
+    assert!(matches!(
+        c.run(
+            &health_clerk(),
+            TxBody::CatalogUpdate(catalog("R-2", SharingType::NotShared))
+        ),
+        Err(Rejection::ResourceNotFound(_))
+    ));
+}
+
+#[test]
+fn data_access_is_checked_against_the_catalogue() {
+    let mut c = Chain::new();
+    let h = health_clerk();
+    c.run(
+        &h,
+        TxBody::CatalogRegister(catalog("open", SharingType::Unconditional)),
+    )
+    .unwrap();
+    c.run(
+        &h,
+        TxBody::CatalogRegister(catalog("cond", SharingType::Conditional)),
+    )
+    .unwrap();
+    c.run(
+        &h,
+        TxBody::CatalogRegister(catalog("closed", SharingType::NotShared)),
+    )
+    .unwrap();
+    let other = civil_clerk();
+    c.run(&other, access("open", "")).unwrap();
+    assert_eq!(
+        c.run(&other, access("cond", "")),
+        Err(Rejection::LegalBasisRequired("cond".into()))
+    );
+    c.run(
+        &other,
+        access("cond", "Social Assistance Regulation art. 12"),
+    )
+    .unwrap();
+    assert!(matches!(
+        c.run(&other, access("closed", "any")),
+        Err(Rejection::ResourceNotShared { .. })
+    ));
+    // The owner may access its own resources.
+    c.run(&h, access("closed", "")).unwrap();
+    assert_eq!(
+        c.run(&other, access("missing", "x")),
+        Err(Rejection::ResourceNotFound("missing".into()))
+    );
+    let mut body = access("open", "");
+    if let TxBody::DataAccess(d) = &mut body {
+        d.purpose = "  ".into();
+    }
+    assert_eq!(c.run(&other, body), Err(Rejection::PurposeRequired));
+    let mut body = access("open", "");
+    if let TxBody::DataAccess(d) = &mut body {
+        d.accessed_at_ms = T0 + 10_000_000;
+    }
+    assert!(matches!(
+        c.run(&other, body),
+        Err(Rejection::AccessInFuture { .. })
+    ));
+}
+
+#[test]
+fn governance_needs_more_than_two_thirds() {
+    let mut c = Chain::new();
+    let newbie = key(50);
+    let action = GovAction::AddMember {
+        key: newbie.public_key(),
+        department: "civil".into(),
+        roles: roles(&[Role::Anchor]),
+        name: "new clerk".into(),
+    };
+    let vtx = c.tx(&land_gov(), propose(action));
+    let pid = vtx.id();
+    c.run_vtx(&vtx).unwrap();
+    // 1 of 3 departments: not yet.
+    assert!(matches!(
+        c.run(&newbie, anchor()),
+        Err(Rejection::UnknownSigner(_))
+    ));
+    // Clerks cannot vote.
+    assert!(matches!(
+        c.run(&health_clerk(), vote(pid, true)),
+        Err(Rejection::MissingRole { .. })
+    ));
+    c.run(&health_gov(), vote(pid, true)).unwrap();
+    // 2 of 3 is not more than 2/3.
+    assert_eq!(
+        c.state.proposal(&pid).unwrap().unwrap().status,
+        ProposalStatus::Open
+    );
+    assert_eq!(
+        c.run(&health_gov(), vote(pid, true)),
+        Err(Rejection::AlreadyVoted("health".into()))
+    );
+    c.run(&civil_gov(), vote(pid, true)).unwrap();
+    assert!(matches!(
+        c.state.proposal(&pid).unwrap().unwrap().status,
+        ProposalStatus::Executed { .. }
+    ));
+    c.run(&newbie, anchor()).unwrap();
+    assert_eq!(
+        c.run(&land_gov(), vote(pid, true)),
+        Err(Rejection::ProposalClosed(pid))
+    );
+}
+
+#[test]
+fn governance_rejection_and_removal() {
+    let mut c = Chain::new();
+    let action = GovAction::RemoveMember {
+        key: civil_clerk().public_key(),
+    };
+    let vtx = c.tx(&land_gov(), propose(action.clone()));
+    let pid = vtx.id();
+    c.run_vtx(&vtx).unwrap();
+    c.run(&civil_gov(), vote(pid, false)).unwrap();
+    // 1 reject of 3: approval can no longer exceed 2/3.
+    assert!(matches!(
+        c.state.proposal(&pid).unwrap().unwrap().status,
+        ProposalStatus::Rejected { .. }
+    ));
+    // Again, approved this time: the clerk can no longer sign.
+    let vtx = c.tx(&land_gov(), propose(action));
+    let pid = vtx.id();
+    c.run_vtx(&vtx).unwrap();
+    c.run(&health_gov(), vote(pid, true)).unwrap();
+    c.run(&civil_gov(), vote(pid, true)).unwrap();
+    assert!(matches!(
+        c.run(&civil_clerk(), anchor()),
+        Err(Rejection::SignerRemoved(_))
+    ));
+    // A proposal that cannot apply is refused up front.
+    assert!(matches!(
+        c.run(
+            &land_gov(),
+            propose(GovAction::GrantRole {
+                key: outsider().public_key(),
+                role: Role::Anchor
+            })
+        ),
+        Err(Rejection::InvalidAction(_))
+    ));
+    assert!(matches!(
+        c.run(&land_gov(), vote(Hash([7; 32]), true)),
+        Err(Rejection::ProposalNotFound(_))
+    ));
+}
+
+#[test]
+fn validator_change_takes_effect_two_heights_later() {
+    let mut c = Chain::new();
+    let new_val = key(5);
+    let action = GovAction::AddValidator {
+        validator: Validator {
+            department: "health".into(),
+            public_key: new_val.public_key(),
+            power: 1,
+            address: String::new(),
+        },
+    };
+    let vtx = c.tx(&land_gov(), propose(action));
+    c.run_vtx(&vtx).unwrap();
+    c.run(&health_gov(), vote(vtx.id(), true)).unwrap();
+    c.run(&civil_gov(), vote(vtx.id(), true)).unwrap();
+    let executed_at = c.height;
+    let sets = c.state.validator_sets().unwrap();
+    assert_eq!(sets.at(executed_at).unwrap().len(), 4);
+    assert_eq!(sets.at(executed_at + 1).unwrap().len(), 4);
+    assert_eq!(sets.at(executed_at + 2).unwrap().len(), 5);
+}
+
+#[test]
+fn evidence_rules() {
+    let mut c = Chain::new();
+    let byz = &c.validators[0].clone();
+    let chain = c.genesis.chain_id.clone();
+    let a = Vote::new_signed(&chain, 1, 0, VoteType::Precommit, Some(Hash([1; 32])), byz);
+    let b = Vote::new_signed(&chain, 1, 0, VoteType::Precommit, Some(Hash([2; 32])), byz);
+    let ev = TxBody::Evidence(Evidence::from_votes(a.clone(), b.clone()));
+    let reporter = c.validators[1].clone();
+    // Members cannot submit evidence; validators can.
+    assert_eq!(
+        c.run(&land_clerk(), ev.clone()),
+        Err(Rejection::NotAValidator)
+    );
+    let applied = c.run(&reporter, ev.clone()).unwrap();
+    assert_eq!(applied.department, "land");
+    assert_eq!(
+        c.run(&reporter, ev.clone()),
+        Err(Rejection::DuplicateEvidence)
+    );
+    // Not conflicting.
+    assert!(matches!(
+        c.run(
+            &reporter,
+            TxBody::Evidence(Evidence::DuplicateVote {
+                a: a.clone(),
+                b: a.clone()
+            })
+        ),
+        Err(Rejection::InvalidEvidence(_))
+    ));
+    // Signed by a non-validator.
+    let x = Vote::new_signed(
+        &chain,
+        1,
+        0,
+        VoteType::Prevote,
+        Some(Hash([1; 32])),
+        &outsider(),
+    );
+    let y = Vote::new_signed(&chain, 1, 0, VoteType::Prevote, None, &outsider());
+    assert!(matches!(
+        c.run(&reporter, TxBody::Evidence(Evidence::from_votes(x, y))),
+        Err(Rejection::InvalidEvidence(_))
+    ));
+    // From the future.
+    let f1 = Vote::new_signed(&chain, 999, 0, VoteType::Prevote, Some(Hash([1; 32])), byz);
+    let f2 = Vote::new_signed(&chain, 999, 0, VoteType::Prevote, None, byz);
+    assert!(matches!(
+        c.run(&reporter, TxBody::Evidence(Evidence::from_votes(f1, f2))),
+        Err(Rejection::InvalidEvidence(_))
+    ));
+}
+
+#[test]
+fn rejection_writes_nothing_and_roots_are_deterministic() {
+    let mut a = Chain::new();
+    let mut b = Chain::new();
+    assert_eq!(a.root, b.root);
+    for c in [&mut a, &mut b] {
+        c.run(&land_clerk(), register("P", "x")).unwrap();
+        let _ = c.run(&land_clerk(), transfer("P", "y", "z"));
+        c.run(&land_clerk(), anchor()).unwrap();
+    }
+    assert_eq!(a.root, b.root);
+    // Rejected transaction left the parcel unchanged.
+    assert_eq!(a.state.parcel("P").unwrap().unwrap().owner, "x");
+    // A different history gives a different root.
+    let mut d = Chain::new();
+    d.run(&land_clerk(), register("P", "x2")).unwrap();
+    assert_ne!(d.root, Chain::new().root);
+}
+
+#[test]
+fn batch_verification_matches_single() {
+    let mut c = Chain::new();
+    let mut txs = vec![];
+    for i in 0..20 {
+        let mut stx = c.tx(&land_clerk(), anchor()).tx().clone();
+        if i % 7 == 3 {
+            stx.signature.0[40] ^= 1;
+        }
+        txs.push(stx);
+    }
+    let singles: Vec<bool> = txs.iter().map(|t| t.verify_signature().is_ok()).collect();
+    let batch: Vec<bool> = verify_batch(txs).iter().map(|r| r.is_ok()).collect();
+    assert_eq!(singles, batch);
+}
+
+#[test]
+fn params_change_by_governance() {
+    let mut c = Chain::new();
+    let mut p = ConsensusParams {
+        max_block_txs: 123,
+        ..ConsensusParams::default()
+    };
+    let vtx = c.tx(
+        &land_gov(),
+        propose(GovAction::SetParams { params: p.clone() }),
+    );
+    c.run_vtx(&vtx).unwrap();
+    c.run(&health_gov(), vote(vtx.id(), true)).unwrap();
+    c.run(&civil_gov(), vote(vtx.id(), true)).unwrap();
+    assert_eq!(c.state.params().unwrap().max_block_txs, 123);
+    p.max_block_txs = 0;
+    assert!(matches!(
+        c.run(&land_gov(), propose(GovAction::SetParams { params: p })),
+        Err(Rejection::InvalidAction(_))
+    ));
+}

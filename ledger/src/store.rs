@@ -1,0 +1,591 @@
+//! The RocksDB store: committed blocks, certificates, transactions, the history log's
+//! nodes, the state and the indexes, each committed block in **one atomic, synced write
+//! batch**. After a crash the store reopens at exactly the last committed block.
+//!
+//! Column families (keys → values):
+//!
+//! | cf | key | value |
+//! |---|---|---|
+//! | `meta` | `genesis`, `tip`, `schema` | genesis hash, [`StoredTip`], version |
+//! | `headers` | height (u64 BE) | canonical header bytes |
+//! | `commits` | height (u64 BE) | canonical commit-certificate bytes |
+//! | `txs` | leaf index (u64 BE) | canonical signed-transaction bytes |
+//! | `txids` | record id | [`TxLocation`] |
+//! | `log` | [`NodeId::key`] | 32-byte node hash |
+//! | `state` | state key | state value |
+//! | `index` | index key (see [`crate::index`]) | empty |
+//! | `valsets` | activation height (u64 BE) | validator set |
+//! | `node` | free-form | the node's own data (signing state, ...) |
+
+use crate::block::{Block, BlockHeader, CommittedBlock};
+use crate::chain::{ChainTip, ExecutedBlock};
+use crate::codec::{self, DecodeError};
+use crate::execute::genesis_state;
+use crate::genesis::Genesis;
+use crate::hash::Hash;
+use crate::history_log::{self, Frontier, LogError, NodeId, NodeReader};
+use crate::index::{IndexQuery, index_keys, leaf_of_key};
+use crate::state::{StateError, StateRead, StateView};
+use crate::tx::SignedTx;
+use crate::validator::ValidatorSet;
+use crate::vote::CommitCertificate;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
+    Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
+};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const CF_META: &str = "meta";
+const CF_HEADERS: &str = "headers";
+const CF_COMMITS: &str = "commits";
+const CF_TXS: &str = "txs";
+const CF_TXIDS: &str = "txids";
+const CF_LOG: &str = "log";
+const CF_STATE: &str = "state";
+const CF_INDEX: &str = "index";
+const CF_VALSETS: &str = "valsets";
+const CF_NODE: &str = "node";
+const ALL_CFS: [&str; 10] = [
+    CF_META, CF_HEADERS, CF_COMMITS, CF_TXS, CF_TXIDS, CF_LOG, CF_STATE, CF_INDEX, CF_VALSETS,
+    CF_NODE,
+];
+
+const KEY_GENESIS: &[u8] = b"genesis";
+const KEY_TIP: &[u8] = b"tip";
+const KEY_SCHEMA: &[u8] = b"schema";
+const SCHEMA_VERSION: u32 = 1;
+
+/// Memory for all memtables together.
+pub const MEMTABLE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Block cache size.
+pub const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Most items one index query returns.
+pub const PAGE_LIMIT_MAX: usize = 1000;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB failed.
+    #[error("database error: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// Stored bytes do not decode: the database is corrupt.
+    #[error("corrupt {what}: {source}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Why it does not decode.
+        source: DecodeError,
+    },
+    /// The database belongs to another chain.
+    #[error(
+        "this data directory holds chain with genesis {stored}, not {given}; use another directory"
+    )]
+    GenesisMismatch {
+        /// Stored genesis hash.
+        stored: Hash,
+        /// Given genesis hash.
+        given: Hash,
+    },
+    /// Not initialised.
+    #[error("the store has no genesis; initialise it first")]
+    NotInitialised,
+    /// A block does not follow the tip.
+    #[error("block {got} does not follow the stored tip {tip}")]
+    NotNext {
+        /// Tip height.
+        tip: u64,
+        /// Block height.
+        got: u64,
+    },
+    /// Genesis invalid.
+    #[error(transparent)]
+    Genesis(#[from] crate::genesis::GenesisError),
+    /// State read failure.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// History log failure.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Unknown schema.
+    #[error("data directory has schema version {0}; this build reads version {SCHEMA_VERSION}")]
+    Schema(u32),
+}
+
+/// Result alias.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where a record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    /// Block height.
+    pub height: u64,
+    /// History-log leaf index.
+    pub leaf_index: u64,
+}
+
+/// The tip as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTip {
+    /// Height (0 = genesis only).
+    pub height: u64,
+    /// Block hash.
+    pub block_hash: Hash,
+    /// Block time.
+    pub time_ms: u64,
+    /// State root.
+    pub state_root: Hash,
+    /// Log size.
+    pub log_size: u64,
+}
+
+/// One page of an index query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Leaf indexes, in log order.
+    pub leaves: Vec<u64>,
+    /// Cursor for the next page (pass as `after`), if there may be more.
+    pub next: Option<u64>,
+}
+
+/// The RocksDB store.
+pub struct Store {
+    db: DB,
+    chain_id: String,
+}
+
+fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `path` for `genesis`. A new store is
+    /// initialised with the genesis state; an existing one must hold the same genesis.
+    pub fn open(path: &Path, genesis: &Genesis) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_open_files(512);
+        opts.set_keep_log_file_num(4);
+        opts.set_max_background_jobs(2);
+        let wbm = WriteBufferManager::new_write_buffer_manager(MEMTABLE_BYTES_MAX, false);
+        opts.set_write_buffer_manager(&wbm);
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cf_opts = |compress: bool, bloom: bool| {
+            let mut o = Options::default();
+            let mut t = BlockBasedOptions::default();
+            t.set_block_cache(&cache);
+            if bloom {
+                t.set_bloom_filter(10.0, false);
+            }
+            o.set_block_based_table_factory(&t);
+            o.set_write_buffer_size(16 * 1024 * 1024);
+            o.set_compression_type(if compress {
+                DBCompressionType::Lz4
+            } else {
+                DBCompressionType::None
+            });
+            o
+        };
+        let cfs = ALL_CFS.iter().map(|name| {
+            let (compress, bloom) = match *name {
+                // Hashes do not compress.
+                CF_LOG | CF_TXIDS => (false, true),
+                CF_STATE => (true, true),
+                _ => (true, false),
+            };
+            ColumnFamilyDescriptor::new(*name, cf_opts(compress, bloom))
+        });
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let store = Store {
+            db,
+            chain_id: genesis.chain_id.clone(),
+        };
+        store.init(genesis)?;
+        Ok(store)
+    }
+
+    fn cf(&self, name: &'static str) -> &ColumnFamily {
+        // Every name in ALL_CFS is created at open, so the handle always exists.
+        match self.db.cf_handle(name) {
+            Some(cf) => cf,
+            None => unreachable!("column family {name} is created at open"),
+        }
+    }
+
+    fn sync_write(&self, batch: WriteBatch) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    fn init(&self, genesis: &Genesis) -> Result<()> {
+        let given = genesis.hash();
+        if let Some(stored) = self.db.get_cf(self.cf(CF_META), KEY_GENESIS)? {
+            let stored = decode::<Hash>(&stored, "genesis hash")?;
+            if stored != given {
+                return Err(StoreError::GenesisMismatch { stored, given });
+            }
+            let schema = self
+                .db
+                .get_cf(self.cf(CF_META), KEY_SCHEMA)?
+                .map(|b| decode::<u32>(&b, "schema"))
+                .transpose()?
+                .unwrap_or(0);
+            if schema != SCHEMA_VERSION {
+                return Err(StoreError::Schema(schema));
+            }
+            return Ok(());
+        }
+        let (writes, root) = genesis_state(genesis)?;
+        let mut batch = WriteBatch::default();
+        for (k, v) in &writes {
+            if let Some(v) = v {
+                batch.put_cf(self.cf(CF_STATE), k, v);
+            }
+        }
+        batch.put_cf(
+            self.cf(CF_VALSETS),
+            be(1),
+            codec::encode(&genesis.validator_set()?),
+        );
+        let tip = StoredTip {
+            height: 0,
+            block_hash: Hash::ZERO,
+            time_ms: genesis.genesis_time_ms,
+            state_root: root,
+            log_size: 0,
+        };
+        batch.put_cf(self.cf(CF_META), KEY_TIP, codec::encode(&tip));
+        batch.put_cf(self.cf(CF_META), KEY_SCHEMA, codec::encode(&SCHEMA_VERSION));
+        // Written last in the same batch: its presence means initialisation completed.
+        batch.put_cf(self.cf(CF_META), KEY_GENESIS, codec::encode(&given));
+        self.sync_write(batch)
+    }
+
+    /// The stored tip.
+    pub fn stored_tip(&self) -> Result<StoredTip> {
+        let b = self
+            .db
+            .get_cf(self.cf(CF_META), KEY_TIP)?
+            .ok_or(StoreError::NotInitialised)?;
+        decode(&b, "tip")
+    }
+
+    /// The tip with the history log's right edge loaded (O(log n) reads).
+    pub fn load_tip(&self) -> Result<ChainTip> {
+        let t = self.stored_tip()?;
+        let frontier = Frontier::load(t.log_size, self)?;
+        Ok(ChainTip {
+            chain_id: self.chain_id.clone(),
+            height: t.height,
+            block_hash: t.block_hash,
+            time_ms: t.time_ms,
+            state_root: t.state_root,
+            frontier,
+        })
+    }
+
+    /// Commits an executed block and its certificate in one atomic, synced batch. The
+    /// caller has checked the certificate; the block must follow the stored tip.
+    pub fn commit_block(&self, executed: &ExecutedBlock, commit: &CommitCertificate) -> Result<()> {
+        let tip = self.stored_tip()?;
+        let h = executed.header.height;
+        if h != tip.height + 1 {
+            return Err(StoreError::NotNext {
+                tip: tip.height,
+                got: h,
+            });
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_HEADERS), be(h), executed.header.encode());
+        batch.put_cf(self.cf(CF_COMMITS), be(h), codec::encode(commit));
+        let first = executed.first_leaf_index();
+        let (cf_txs, cf_ids, cf_index) = (self.cf(CF_TXS), self.cf(CF_TXIDS), self.cf(CF_INDEX));
+        for (i, (vtx, applied)) in executed.txs.iter().zip(&executed.applied).enumerate() {
+            let leaf = first + i as u64;
+            batch.put_cf(cf_txs, be(leaf), vtx.bytes());
+            let loc = TxLocation {
+                height: h,
+                leaf_index: leaf,
+            };
+            batch.put_cf(cf_ids, vtx.id().0, codec::encode(&loc));
+            for k in index_keys(vtx.tx(), applied, executed.header.time_ms, leaf) {
+                batch.put_cf(cf_index, k, []);
+            }
+        }
+        let cf_log = self.cf(CF_LOG);
+        for (id, hash) in &executed.log_nodes {
+            batch.put_cf(cf_log, id.key(), hash.0);
+        }
+        let cf_state = self.cf(CF_STATE);
+        for (k, v) in &executed.writes {
+            match v {
+                Some(v) => batch.put_cf(cf_state, k, v),
+                None => batch.delete_cf(cf_state, k),
+            }
+        }
+        if let Some(sets) = &executed.validator_sets {
+            for (from, set) in &sets.sets {
+                if *from > h {
+                    batch.put_cf(self.cf(CF_VALSETS), be(*from), codec::encode(set));
+                }
+            }
+        }
+        let new_tip = StoredTip {
+            height: h,
+            block_hash: executed.header.hash(),
+            time_ms: executed.header.time_ms,
+            state_root: executed.header.state_root,
+            log_size: executed.header.log_size,
+        };
+        batch.put_cf(self.cf(CF_META), KEY_TIP, codec::encode(&new_tip));
+        self.sync_write(batch)
+    }
+
+    /// The header at `height`.
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>> {
+        self.db
+            .get_cf(self.cf(CF_HEADERS), be(height))?
+            .map(|b| decode(&b, "header"))
+            .transpose()
+    }
+
+    /// The commit certificate of `height`.
+    pub fn commit(&self, height: u64) -> Result<Option<CommitCertificate>> {
+        self.db
+            .get_cf(self.cf(CF_COMMITS), be(height))?
+            .map(|b| decode(&b, "commit certificate"))
+            .transpose()
+    }
+
+    /// The block at `height` with its certificate.
+    pub fn committed_block(&self, height: u64) -> Result<Option<CommittedBlock>> {
+        let Some(header) = self.header(height)? else {
+            return Ok(None);
+        };
+        let commit = self.commit(height)?.ok_or(StoreError::Corrupt {
+            what: "commit certificate",
+            source: DecodeError::Malformed(format!("missing for height {height}")),
+        })?;
+        let first = header.log_size - header.tx_count as u64;
+        let txs = self.txs_range(first, header.tx_count as u64)?;
+        Ok(Some(CommittedBlock {
+            block: Block { header, txs },
+            commit,
+        }))
+    }
+
+    /// Transactions at leaf indexes `[first, first + count)`.
+    pub fn txs_range(&self, first: u64, count: u64) -> Result<Vec<SignedTx>> {
+        let mut out = Vec::with_capacity(count.min(100_000) as usize);
+        let it = self.db.iterator_cf(
+            self.cf(CF_TXS),
+            IteratorMode::From(&be(first), Direction::Forward),
+        );
+        for item in it.take(count as usize) {
+            let (_, v) = item?;
+            out.push(decode(&v, "transaction")?);
+        }
+        Ok(out)
+    }
+
+    /// The canonical bytes of the transaction at a leaf index.
+    pub fn tx_bytes(&self, leaf: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_TXS), be(leaf))?)
+    }
+
+    /// The transaction at a leaf index.
+    pub fn tx_at(&self, leaf: u64) -> Result<Option<SignedTx>> {
+        self.tx_bytes(leaf)?
+            .map(|b| decode(&b, "transaction"))
+            .transpose()
+    }
+
+    /// Where a record is, by id.
+    pub fn tx_location(&self, id: &Hash) -> Result<Option<TxLocation>> {
+        self.db
+            .get_cf(self.cf(CF_TXIDS), id.0)?
+            .map(|b| decode(&b, "tx location"))
+            .transpose()
+    }
+
+    /// One page of an index query: leaves after `after` (exclusive), at most `limit`.
+    pub fn query(&self, q: &IndexQuery<'_>, after: Option<u64>, limit: usize) -> Result<Page> {
+        let limit = limit.clamp(1, PAGE_LIMIT_MAX);
+        let (start, end) = q.range();
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(end);
+        let it = self.db.iterator_cf_opt(
+            self.cf(CF_INDEX),
+            ro,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut leaves = Vec::new();
+        let mut more = false;
+        for item in it {
+            let (k, _) = item?;
+            let Some(leaf) = leaf_of_key(&k) else {
+                continue;
+            };
+            if let Some(a) = after
+                && leaf <= a
+            {
+                continue;
+            }
+            if leaves.len() == limit {
+                more = true;
+                break;
+            }
+            leaves.push(leaf);
+        }
+        // Department queries are ordered by time, then leaf; a cursor by leaf works because
+        // leaves grow with time.
+        let next = if more { leaves.last().copied() } else { None };
+        Ok(Page { leaves, next })
+    }
+
+    /// Every validator set with its activation height, from genesis on.
+    pub fn validator_set_history(&self) -> Result<Vec<(u64, ValidatorSet)>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_VALSETS), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let from =
+                u64::from_be_bytes(k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    what: "validator set key",
+                    source: DecodeError::Malformed("not 8 bytes".into()),
+                })?);
+            out.push((from, decode(&v, "validator set")?));
+        }
+        Ok(out)
+    }
+
+    /// The validator set in force at `height`.
+    pub fn validator_set_at(&self, height: u64) -> Result<Option<ValidatorSet>> {
+        let mut it = self.db.iterator_cf(
+            self.cf(CF_VALSETS),
+            IteratorMode::From(&be(height), Direction::Reverse),
+        );
+        match it.next() {
+            Some(item) => {
+                let (_, v) = item?;
+                Ok(Some(decode(&v, "validator set")?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Root of the history log at a past size.
+    pub fn log_root_at(&self, size: u64) -> Result<Hash> {
+        Ok(history_log::root_at(size, self)?)
+    }
+
+    /// Inclusion proof of `leaf` in the log of `size`.
+    pub fn inclusion_proof(&self, leaf: u64, size: u64) -> Result<Vec<Hash>> {
+        Ok(history_log::inclusion_proof(leaf, size, self)?)
+    }
+
+    /// Consistency proof between two sizes.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>> {
+        Ok(history_log::consistency_proof(old_size, new_size, self)?)
+    }
+
+    /// A read view of the committed state.
+    pub fn state(&self) -> StoreState<'_> {
+        StoreState { store: self }
+    }
+
+    /// The node's own data (e.g. consensus signing state).
+    pub fn node_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_NODE), key)?)
+    }
+
+    /// Writes the node's own data, synced before returning.
+    pub fn node_put_sync(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_NODE), key, value);
+        self.sync_write(b)
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// Approximate bytes on disk (SST files) of every column family.
+    pub fn disk_bytes(&self) -> u64 {
+        ALL_CFS
+            .iter()
+            .filter_map(|n| {
+                self.db
+                    .property_int_value_cf(self.cf(n), "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+            })
+            .sum()
+    }
+
+    /// Flushes memtables to disk (for measuring size; not needed for durability).
+    pub fn flush(&self) -> Result<()> {
+        for n in ALL_CFS {
+            self.db.flush_cf(self.cf(n))?;
+        }
+        Ok(())
+    }
+
+    /// For tests of tamper detection only: overwrites a stored transaction's bytes behind
+    /// the ledger's back, as an attacker with disk access could.
+    #[doc(hidden)]
+    pub fn tamper_tx_bytes(&self, leaf: u64, bytes: &[u8]) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_TXS), be(leaf), bytes);
+        self.sync_write(b)
+    }
+}
+
+impl NodeReader for Store {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, LogError> {
+        let v = self
+            .db
+            .get_pinned_cf(self.cf(CF_LOG), NodeId::new(level, index).key())
+            .map_err(|e| LogError::Storage(e.to_string()))?
+            .ok_or(LogError::MissingNode { level, index })?;
+        let arr: [u8; 32] = v
+            .as_ref()
+            .try_into()
+            .map_err(|_| LogError::Storage(format!("node ({level}, {index}) is not 32 bytes")))?;
+        Ok(Hash(arr))
+    }
+}
+
+/// The committed state, read from the store.
+pub struct StoreState<'a> {
+    store: &'a Store,
+}
+
+impl StateRead for StoreState<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.store
+            .db
+            .get_cf(self.store.cf(CF_STATE), key)
+            .map_err(|e| StateError::Storage(e.to_string()))
+    }
+}
+
+impl StoreState<'_> {
+    /// Convenience: the validator set in force at a height, from the state's history.
+    pub fn validator_set_at(&self, height: u64) -> Result<Option<ValidatorSet>, StateError> {
+        Ok(self.validator_sets()?.at(height).cloned())
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
+    codec::decode_prefix_exact(bytes).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+#[cfg(test)]
+mod tests;

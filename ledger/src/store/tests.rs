@@ -1,0 +1,343 @@
+use super::*;
+use crate::chain::{build_block, execute_block};
+use crate::crypto::SecretKey;
+use crate::execute::VerifiedTx;
+use crate::history_log::verify_inclusion;
+use crate::tx::{Anchor, LandRegister, LandTransfer, Tx, TxBody};
+use crate::vote::{Vote, VoteType};
+use std::io::{BufRead, BufReader};
+
+struct Fixture {
+    genesis: Genesis,
+    validators: Vec<SecretKey>,
+    clerk: SecretKey,
+}
+
+fn fixture() -> Fixture {
+    let (genesis, validators, members) = crate::genesis::tests::sample();
+    Fixture {
+        genesis,
+        validators,
+        clerk: members[0].clone(),
+    }
+}
+
+fn cert(f: &Fixture, header: &BlockHeader) -> CommitCertificate {
+    let votes: Vec<Vote> = f
+        .validators
+        .iter()
+        .map(|k| {
+            Vote::new_signed(
+                &f.genesis.chain_id,
+                header.height,
+                0,
+                VoteType::Precommit,
+                Some(header.hash()),
+                k,
+            )
+        })
+        .collect();
+    CommitCertificate::from_votes(header.height, 0, header.hash(), &votes)
+}
+
+fn tx(f: &Fixture, nonce: u64, body: TxBody) -> VerifiedTx {
+    VerifiedTx::verify(
+        Tx {
+            chain_id: f.genesis.chain_id.clone(),
+            signer: f.clerk.public_key(),
+            nonce,
+            created_at_ms: 0,
+            expires_at_ms: u64::MAX,
+            body,
+        }
+        .sign(&f.clerk),
+    )
+    .unwrap()
+}
+
+fn anchor(i: u64) -> TxBody {
+    TxBody::Anchor(Anchor {
+        document_hash: crate::hash::hash_document(&i.to_le_bytes()),
+        label: format!("doc {i}"),
+    })
+}
+
+/// Commits one block of `n` anchors starting at nonce `nonce`.
+fn commit_anchors(f: &Fixture, store: &Store, nonce: u64, n: u64) -> ExecutedBlock {
+    let tip = store.load_tip().unwrap();
+    let txs: Vec<VerifiedTx> = (nonce..nonce + n).map(|i| tx(f, i, anchor(i))).collect();
+    let proposer = f.genesis.validators[0].public_key;
+    let (ex, refused) =
+        build_block(store.state(), &tip, proposer, tip.time_ms + 1000, txs).unwrap();
+    assert!(refused.is_empty());
+    store.commit_block(&ex, &cert(f, &ex.header)).unwrap();
+    ex
+}
+
+#[test]
+fn commit_reopen_and_read_back() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut headers = vec![];
+    {
+        let store = Store::open(dir.path(), &f.genesis).unwrap();
+        assert_eq!(store.stored_tip().unwrap().height, 0);
+        for b in 0..5u64 {
+            headers.push(commit_anchors(&f, &store, b * 10, 10).header);
+        }
+    }
+    let store = Store::open(dir.path(), &f.genesis).unwrap();
+    let tip = store.load_tip().unwrap();
+    assert_eq!(tip.height, 5);
+    assert_eq!(tip.frontier.size(), 50);
+    assert_eq!(tip.frontier.root(), headers[4].log_root);
+    for (i, h) in headers.iter().enumerate() {
+        let stored = store.header(i as u64 + 1).unwrap().unwrap();
+        assert_eq!(&stored, h);
+        let cb = store.committed_block(i as u64 + 1).unwrap().unwrap();
+        assert_eq!(cb.block.txs.len(), 10);
+        assert_eq!(cb.block.compute_tx_root(), h.tx_root);
+        let vs = store.validator_set_at(h.height).unwrap().unwrap();
+        cb.commit
+            .verify(&f.genesis.chain_id, h.height, &h.hash(), &vs)
+            .unwrap();
+        // Past roots from stored nodes.
+        assert_eq!(store.log_root_at(h.log_size).unwrap(), h.log_root);
+    }
+    // Inclusion proof of every record against the latest header.
+    let last = &headers[4];
+    for leaf in 0..50 {
+        let stx = store.tx_at(leaf).unwrap().unwrap();
+        let loc = store.tx_location(&stx.id()).unwrap().unwrap();
+        assert_eq!(loc.leaf_index, leaf);
+        assert_eq!(loc.height, leaf / 10 + 1);
+        let proof = store.inclusion_proof(leaf, last.log_size).unwrap();
+        verify_inclusion(&stx.id(), leaf, last.log_size, &proof, &last.log_root).unwrap();
+    }
+    // Consistency between every pair of block boundaries.
+    for a in &headers {
+        for b in &headers {
+            if a.log_size <= b.log_size {
+                let p = store.consistency_proof(a.log_size, b.log_size).unwrap();
+                history_log::verify_consistency(
+                    a.log_size,
+                    b.log_size,
+                    &a.log_root,
+                    &b.log_root,
+                    &p,
+                )
+                .unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn wrong_genesis_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), &f.genesis).unwrap());
+    let mut other = f.genesis.clone();
+    other.chain_id = "other".into();
+    assert!(matches!(
+        Store::open(dir.path(), &other),
+        Err(StoreError::GenesisMismatch { .. })
+    ));
+}
+
+#[test]
+fn out_of_order_commit_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &f.genesis).unwrap();
+    let ex = commit_anchors(&f, &store, 0, 1);
+    assert!(matches!(
+        store.commit_block(&ex, &cert(&f, &ex.header)),
+        Err(StoreError::NotNext { tip: 1, got: 1 })
+    ));
+}
+
+#[test]
+fn indexes_paginate_in_log_order() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &f.genesis).unwrap();
+    let tip = store.load_tip().unwrap();
+    let mut txs = vec![tx(
+        &f,
+        0,
+        TxBody::LandRegister(LandRegister {
+            parcel_id: "P-1".into(),
+            owner: "o0".into(),
+            document_hash: Hash([1; 32]),
+        }),
+    )];
+    for i in 0..25u64 {
+        txs.push(tx(
+            &f,
+            i + 1,
+            TxBody::LandTransfer(LandTransfer {
+                parcel_id: "P-1".into(),
+                from: format!("o{i}"),
+                to: format!("o{}", i + 1),
+                deed_hash: Hash([2; 32]),
+            }),
+        ));
+    }
+    // A parcel whose id extends P-1's must not show up in P-1's history.
+    txs.push(tx(
+        &f,
+        26,
+        TxBody::LandRegister(LandRegister {
+            parcel_id: "P-10".into(),
+            owner: "x".into(),
+            document_hash: Hash([3; 32]),
+        }),
+    ));
+    let proposer = f.genesis.validators[0].public_key;
+    let (ex, refused) = build_block(store.state(), &tip, proposer, tip.time_ms + 5, txs).unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    store.commit_block(&ex, &cert(&f, &ex.header)).unwrap();
+
+    let q = IndexQuery::Parcel("P-1");
+    let mut all = vec![];
+    let mut after = None;
+    loop {
+        let page = store.query(&q, after, 10).unwrap();
+        all.extend(page.leaves.iter().copied());
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(all, (0..26).collect::<Vec<u64>>());
+    let docs = store
+        .query(&IndexQuery::Document(&Hash([2; 32])), None, 1000)
+        .unwrap();
+    assert_eq!(docs.leaves.len(), 25);
+    let dept = store
+        .query(
+            &IndexQuery::Department {
+                department: "land",
+                from_ms: ex.header.time_ms,
+                to_ms: ex.header.time_ms,
+            },
+            None,
+            1000,
+        )
+        .unwrap();
+    assert_eq!(dept.leaves.len(), 27);
+    let none = store
+        .query(
+            &IndexQuery::Department {
+                department: "land",
+                from_ms: 0,
+                to_ms: ex.header.time_ms - 1,
+            },
+            None,
+            1000,
+        )
+        .unwrap();
+    assert!(none.leaves.is_empty());
+    let parcel = store.state().parcel("P-1").unwrap().unwrap();
+    assert_eq!(parcel.owner, "o25");
+}
+
+#[test]
+fn synced_block_from_one_store_replays_into_another() {
+    let f = fixture();
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let a = Store::open(d1.path(), &f.genesis).unwrap();
+    let b = Store::open(d2.path(), &f.genesis).unwrap();
+    for i in 0..3 {
+        commit_anchors(&f, &a, i * 4, 4);
+    }
+    for h in 1..=3 {
+        let cb = a.committed_block(h).unwrap().unwrap();
+        let tip = b.load_tip().unwrap();
+        let txs: Vec<VerifiedTx> = crate::execute::verify_batch(cb.block.txs.clone())
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let ex = execute_block(b.state(), &tip, &cb.block.header, txs).unwrap();
+        b.commit_block(&ex, &cb.commit).unwrap();
+    }
+    assert_eq!(a.stored_tip().unwrap(), b.stored_tip().unwrap());
+}
+
+/// Child half of the crash test: commits blocks forever, printing each committed height.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var("GOVLEDGER_CRASH_DIR") else {
+        return; // Only meaningful when started by `crash_between_blocks`.
+    };
+    let f = fixture();
+    let store = Store::open(Path::new(&dir), &f.genesis).unwrap();
+    let mut nonce = store.state().next_nonce(&f.clerk.public_key()).unwrap();
+    loop {
+        let ex = commit_anchors(&f, &store, nonce, 20);
+        nonce += 20;
+        println!("COMMITTED {}", ex.header.height);
+    }
+}
+
+#[test]
+fn crash_between_blocks() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::tests::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("GOVLEDGER_CRASH_DIR", dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut acked = 0u64;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(h) = line.strip_prefix("COMMITTED ") {
+                acked = h.trim().parse().unwrap();
+                if acked >= (round + 1) * 15 {
+                    break;
+                }
+            }
+        }
+        // SIGKILL: no destructors, no flush, possibly in the middle of a batch.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(acked > 0, "child never committed");
+
+        let store = Store::open(dir.path(), &f.genesis).unwrap();
+        let tip = store.load_tip().unwrap();
+        // Every acknowledged block survived; nothing beyond a whole block appeared.
+        assert!(
+            tip.height >= acked,
+            "lost acknowledged block: tip {} < {acked}",
+            tip.height
+        );
+        assert_eq!(tip.frontier.size(), tip.height * 20);
+        // The whole chain replays to the same headers from genesis.
+        let d2 = tempfile::tempdir().unwrap();
+        let replay = Store::open(d2.path(), &f.genesis).unwrap();
+        for h in 1..=tip.height {
+            let cb = store.committed_block(h).unwrap().unwrap();
+            let rtip = replay.load_tip().unwrap();
+            let txs = crate::execute::verify_batch(cb.block.txs.clone())
+                .into_iter()
+                .map(|r| r.unwrap())
+                .collect();
+            let ex = execute_block(replay.state(), &rtip, &cb.block.header, txs).unwrap();
+            replay.commit_block(&ex, &cb.commit).unwrap();
+        }
+        assert_eq!(replay.stored_tip().unwrap(), store.stored_tip().unwrap());
+        assert!(store.header(tip.height + 1).unwrap().is_none());
+    }
+}
