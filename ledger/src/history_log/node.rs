@@ -101,7 +101,7 @@ pub enum LogError {
     },
 }
 
-/// MTH(D[start:start+len]) for a range on the split grid of RFC 9162 trees: `len ≥ 1` and
+/// `MTH(D[start:start+len])` for a range on the split grid of RFC 9162 trees: `len ≥ 1` and
 /// `start` is a multiple of the smallest power of two `≥ len`. Every subtree that MTH, PATH or
 /// SUBPROOF visits is of that form. The range splits into the complete aligned subtrees of the
 /// binary decomposition of `len` (largest first), which are stored nodes; MTH folds them from

@@ -13,7 +13,7 @@ pub fn root_at(size: u64, reader: &(impl NodeReader + ?Sized)) -> Result<Hash, L
     range_hash(0, size, reader)
 }
 
-/// The subtrees, as `(start, len)` leaf ranges, whose MTHs form PATH(index, D[size]) of RFC
+/// The subtrees, as `(start, len)` leaf ranges, whose MTHs form `PATH(index, D[size])` of RFC
 /// 9162 §2.1.3.1, visited from the root down (the reverse of the proof's order).
 /// Requires `index < size`.
 pub(crate) fn for_each_inclusion_range<E>(
@@ -40,8 +40,8 @@ pub(crate) fn for_each_inclusion_range<E>(
     Ok(())
 }
 
-/// The subtrees, as `(start, len)` leaf ranges, whose MTHs form PROOF(old_size, D[new_size]) =
-/// SUBPROOF(old_size, D[new_size], true) of RFC 9162 §2.1.4.1, visited from the root down (the
+/// The subtrees, as `(start, len)` leaf ranges, whose MTHs form `PROOF(old_size, D[new_size])` =
+/// `SUBPROOF(old_size, D[new_size], true)` of RFC 9162 §2.1.4.1, visited from the root down (the
 /// reverse of the proof's order). Requires `0 < old_size < new_size`.
 pub(crate) fn for_each_consistency_range<E>(
     old_size: u64,
@@ -75,7 +75,7 @@ pub(crate) fn for_each_consistency_range<E>(
     }
 }
 
-/// Number of hashes in PATH(index, D[size]); `index < size`.
+/// Number of hashes in `PATH(index, D[size])`; `index < size`.
 pub(crate) fn inclusion_proof_len(index: u64, size: u64) -> usize {
     let mut len = 0;
     let _ = for_each_inclusion_range::<()>(index, size, |_, _| {
@@ -85,7 +85,7 @@ pub(crate) fn inclusion_proof_len(index: u64, size: u64) -> usize {
     len
 }
 
-/// Number of hashes in PROOF(old_size, D[new_size]); `0 < old_size < new_size`.
+/// Number of hashes in `PROOF(old_size, D[new_size])`; `0 < old_size < new_size`.
 pub(crate) fn consistency_proof_len(old_size: u64, new_size: u64) -> usize {
     let mut len = 0;
     let _ = for_each_consistency_range::<()>(old_size, new_size, |_, _| {
@@ -95,7 +95,7 @@ pub(crate) fn consistency_proof_len(old_size: u64, new_size: u64) -> usize {
     len
 }
 
-/// The inclusion proof of leaf `index` in the log of `size` leaves: PATH(index, D[size]) of
+/// The inclusion proof of leaf `index` in the log of `size` leaves: `PATH(index, D[size])` of
 /// RFC 9162 §2.1.3.1, from the leaf's sibling up to the root's child.
 ///
 /// Every element is a stored node except at most one right-edge subtree, folded from at most
@@ -120,11 +120,12 @@ pub fn inclusion_proof(
 }
 
 /// The consistency proof between the log of `old_size` leaves and the log of `new_size`
-/// leaves: PROOF(old_size, D[new_size]) of RFC 9162 §2.1.4.1, bottom-up.
+/// leaves: `PROOF(old_size, D[new_size])` of RFC 9162 §2.1.4.1, bottom-up.
 ///
 /// RFC 9162 defines it for `0 < old_size < new_size`; for `old_size == new_size` and for
 /// `old_size == 0` there is nothing to prove and the proof is empty (as in Trillian and the
-/// RFC 9162 test vectors; [`super::verify_consistency`] then checks the roots directly).
+/// RFC 9162 test vectors; [`super::verify_consistency`] then checks the roots directly), and
+/// no node is read, so the caller checks `new_size` against its log.
 /// Reads O(log new_size) nodes. Errors: [`LogError::SizesOutOfOrder`] if
 /// `old_size > new_size`, or the reader's error.
 pub fn consistency_proof(
