@@ -395,6 +395,11 @@ impl<B: StateRead> BlockExecutor<B> {
         apply_tx(&mut tx_state, &self.ctx, vtx)
     }
 
+    /// The writes so far, without a state root (for mempool checks).
+    pub fn into_writes(self) -> WriteSet {
+        self.state.into_writes()
+    }
+
     /// Ends the block: the writes and the new chained state root.
     pub fn finish(self, prev_state_root: &Hash) -> (WriteSet, Hash) {
         let root = chain_state_root(prev_state_root, self.ctx.height, self.state.writes());

@@ -95,6 +95,29 @@ impl IndexQuery<'_> {
         }
     }
 
+    /// The first key after the record at `after_leaf` (whose block time is
+    /// `after_time_ms`, needed only by department queries, which are ordered by time).
+    pub fn seek_after(&self, after_leaf: u64, after_time_ms: u64) -> Vec<u8> {
+        let mut k = match self {
+            IndexQuery::Department { department, .. } => {
+                let mut k = with_str(DEPARTMENT, department);
+                k.extend_from_slice(&after_time_ms.to_be_bytes());
+                k
+            }
+            _ => self.prefix(),
+        };
+        match after_leaf.checked_add(1) {
+            Some(n) => k.extend_from_slice(&n.to_be_bytes()),
+            None => return prefix_end(&k),
+        }
+        k
+    }
+
+    /// Whether results are ordered by time (then leaf) rather than by leaf.
+    pub fn is_by_time(&self) -> bool {
+        matches!(self, IndexQuery::Department { .. })
+    }
+
     fn prefix(&self) -> Vec<u8> {
         match self {
             IndexQuery::Approval(id) => with_str(APPROVAL, id),

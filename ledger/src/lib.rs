@@ -21,6 +21,7 @@ pub mod genesis;
 pub mod hash;
 pub mod history_log;
 pub mod index;
+pub mod keyfile;
 pub mod proof;
 pub mod state;
 #[cfg(feature = "rocksdb")]

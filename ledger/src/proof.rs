@@ -7,7 +7,6 @@
 //! set's hash; the record's block must then be signed by the set those changes lead to.
 
 use crate::block::BlockHeader;
-use crate::codec;
 use crate::genesis::Genesis;
 use crate::hash::{Hash, hash_document};
 use crate::history_log::{ProofError, verify_inclusion};
@@ -509,6 +508,7 @@ impl Checkpoint {
 #[cfg(feature = "rocksdb")]
 mod build {
     use super::*;
+    use crate::codec;
     use crate::state::{ProposalStatus, StateView};
     use crate::store::{Store, StoreError};
     use crate::tx::GovAction;

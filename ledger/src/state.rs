@@ -148,6 +148,23 @@ impl<B: StateRead> StateRead for Overlay<B> {
     }
 }
 
+/// A base state with a borrowed write set on top (no copy of the writes).
+pub struct Layered<'a, B> {
+    /// The base.
+    pub base: B,
+    /// The writes on top.
+    pub top: &'a WriteSet,
+}
+
+impl<B: StateRead> StateRead for Layered<'_, B> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.top.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
+    }
+}
+
 /// Key layout. One prefix byte per table; changing any is a hard fork.
 pub mod keys {
     use crate::crypto::PublicKey;

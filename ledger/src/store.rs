@@ -414,7 +414,19 @@ impl Store {
     /// One page of an index query: leaves after `after` (exclusive), at most `limit`.
     pub fn query(&self, q: &IndexQuery<'_>, after: Option<u64>, limit: usize) -> Result<Page> {
         let limit = limit.clamp(1, PAGE_LIMIT_MAX);
-        let (start, end) = q.range();
+        let (mut start, end) = q.range();
+        // Seek straight past the cursor instead of scanning from the start of the range.
+        if let Some(a) = after {
+            let time = if q.is_by_time() {
+                self.leaf_time(a)?
+            } else {
+                None
+            };
+            let seek = q.seek_after(a, time.unwrap_or(0));
+            if seek > start {
+                start = seek;
+            }
+        }
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(end);
         let it = self.db.iterator_cf_opt(
@@ -444,6 +456,17 @@ impl Store {
         // leaves grow with time.
         let next = if more { leaves.last().copied() } else { None };
         Ok(Page { leaves, next })
+    }
+
+    /// The block time of the record at a leaf index.
+    fn leaf_time(&self, leaf: u64) -> Result<Option<u64>> {
+        let Some(bytes) = self.tx_bytes(leaf)? else {
+            return Ok(None);
+        };
+        let Some(loc) = self.tx_location(&crate::tx::tx_id(&bytes))? else {
+            return Ok(None);
+        };
+        Ok(self.header(loc.height)?.map(|h| h.time_ms))
     }
 
     /// Every validator set with its activation height, from genesis on.
@@ -492,6 +515,27 @@ impl Store {
     /// Consistency proof between two sizes.
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>> {
         Ok(history_log::consistency_proof(old_size, new_size, self)?)
+    }
+
+    /// Every member key record (active or removed), in key order.
+    pub fn members(&self) -> Result<Vec<(crate::crypto::PublicKey, crate::state::MemberState)>> {
+        let prefix = [crate::state::keys::MEMBER];
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(crate::index::prefix_end(&prefix));
+        let mut out = vec![];
+        for item in self.db.iterator_cf_opt(
+            self.cf(CF_STATE),
+            ro,
+            IteratorMode::From(&prefix, Direction::Forward),
+        ) {
+            let (k, v) = item?;
+            let key: [u8; 32] = k[1..].try_into().map_err(|_| StoreError::Corrupt {
+                what: "member key",
+                source: DecodeError::Malformed("not 32 bytes".into()),
+            })?;
+            out.push((crate::crypto::PublicKey(key), decode(&v, "member")?));
+        }
+        Ok(out)
     }
 
     /// A read view of the committed state.

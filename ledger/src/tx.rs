@@ -726,6 +726,26 @@ mod tests {
         assert!(tampered.verify_signature().is_err());
     }
 
+    /// The worked example of `docs/encoding.md`.
+    #[test]
+    fn documented_anchor_layout() {
+        let k = SecretKey::from_seed(&[9; 32]);
+        let stx = sample_tx(&k, 0);
+        let b = stx.encode();
+        let mut expected = vec![4, 0, 0, 0, 0, 0, 0, 0];
+        expected.extend_from_slice(b"test");
+        expected.extend_from_slice(&k.public_key().0);
+        expected.extend_from_slice(&0u64.to_le_bytes());
+        expected.extend_from_slice(&1_700_000_000_000u64.to_le_bytes());
+        expected.extend_from_slice(&u64::MAX.to_le_bytes());
+        expected.extend_from_slice(&10u32.to_le_bytes());
+        expected.extend_from_slice(&crate::hash::hash_document(b"doc").0);
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        expected.extend_from_slice(b"minutes");
+        expected.extend_from_slice(&stx.signature.0);
+        assert_eq!(b, expected);
+    }
+
     #[test]
     fn role_set_forms() {
         let s: RoleSet = [Role::Anchor, Role::Approvals].into_iter().collect();

@@ -227,6 +227,22 @@ fn indexes_paginate_in_log_order() {
         )
         .unwrap();
     assert_eq!(dept.leaves.len(), 27);
+    let dq = IndexQuery::Department {
+        department: "land",
+        from_ms: 0,
+        to_ms: u64::MAX,
+    };
+    let mut paged = vec![];
+    let mut after = None;
+    loop {
+        let page = store.query(&dq, after, 4).unwrap();
+        paged.extend(page.leaves.iter().copied());
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(paged, dept.leaves);
     let none = store
         .query(
             &IndexQuery::Department {

@@ -1,0 +1,170 @@
+//! Offline verification of a proof bundle: nothing here touches the network. The trust root
+//! is the genesis file the citizen holds (its hash); everything else comes from the bundle
+//! and is checked step by step by [`ledger::proof::ProofBundle::verify`].
+
+use crate::exit::LocalError;
+use ledger::Genesis;
+use ledger::hash::Hash;
+use ledger::proof::{ProofBundle, Step, VerifiedRecord, document_hashes};
+use serde::Serialize;
+use std::path::Path;
+
+/// Bound on a proof bundle file.
+pub const BUNDLE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// The step that failed: the bundle's format, or one of the ledger verifier's steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailedStep {
+    /// The file is not a proof bundle (not JSON, missing fields, malformed hex).
+    Format,
+    /// A verification step.
+    Ledger(Step),
+}
+
+impl FailedStep {
+    /// Stable snake_case code (for `--json` and scripts).
+    pub fn code(self) -> &'static str {
+        match self {
+            FailedStep::Format => "format",
+            FailedStep::Ledger(s) => match s {
+                Step::Genesis => "genesis",
+                Step::RecordContent => "record_content",
+                Step::Header => "header",
+                Step::Inclusion => "inclusion",
+                Step::ValidatorSetChange => "validator_set_change",
+                Step::CommitCertificate => "commit_certificate",
+                Step::DocumentHash => "document_hash",
+            },
+        }
+    }
+
+    /// Human name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailedStep::Format => "bundle format",
+            FailedStep::Ledger(s) => s.name(),
+        }
+    }
+}
+
+/// A bundle that does not verify: the step and the reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} check failed: {reason}", step.name())]
+pub struct VerifyFailure {
+    /// The failed step.
+    pub step: FailedStep,
+    /// Why.
+    pub reason: String,
+}
+
+impl From<ledger::proof::VerifyError> for VerifyFailure {
+    fn from(e: ledger::proof::VerifyError) -> Self {
+        VerifyFailure {
+            step: FailedStep::Ledger(e.step),
+            reason: e.reason,
+        }
+    }
+}
+
+/// What a valid bundle proves, for printing.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verified {
+    /// The record.
+    #[serde(flatten)]
+    pub record: VerifiedRecord,
+    /// The genesis hash it was checked against.
+    pub genesis_hash: Hash,
+    /// Chain id.
+    pub chain_id: String,
+    /// The document hash checked with `--file`, if any.
+    pub document_hash: Option<Hash>,
+}
+
+/// Reads and validates a genesis file.
+pub fn load_genesis(path: &Path) -> Result<Genesis, LocalError> {
+    let text = read_text(path, ledger::genesis::GENESIS_BYTES_MAX as u64)?;
+    Genesis::from_json(&text).map_err(|e| LocalError {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads a file of at most `max` bytes.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, LocalError> {
+    let meta = std::fs::metadata(path).map_err(|e| LocalError::io(path, e))?;
+    if meta.len() > max {
+        return Err(LocalError {
+            path: path.display().to_string(),
+            reason: format!("larger than {max} bytes"),
+        });
+    }
+    std::fs::read(path).map_err(|e| LocalError::io(path, e))
+}
+
+/// Reads a UTF-8 text file of at most `max` bytes.
+pub fn read_text(path: &Path, max: u64) -> Result<String, LocalError> {
+    String::from_utf8(read_bounded(path, max)?).map_err(|_| LocalError {
+        path: path.display().to_string(),
+        reason: "not UTF-8 text".into(),
+    })
+}
+
+/// Verifies a bundle (JSON text) against `genesis`, and, if given, that the record names a
+/// document with blake3 hash `document` (computed by the caller, e.g. streamed from a file).
+pub fn verify_bundle(
+    bundle_json: &str,
+    genesis: &Genesis,
+    document: Option<Hash>,
+) -> Result<Verified, VerifyFailure> {
+    let bundle = ProofBundle::from_json(bundle_json).map_err(|reason| VerifyFailure {
+        step: FailedStep::Format,
+        reason,
+    })?;
+    let record = bundle.verify(genesis, None)?;
+    if let Some(got) = document {
+        // The same rule as the ledger's step 7, on a hash streamed from disk rather than a
+        // whole document in memory.
+        let named = document_hashes(&bundle.record.tx.tx.body);
+        if named.is_empty() {
+            return Err(VerifyFailure {
+                step: FailedStep::Ledger(Step::DocumentHash),
+                reason: format!("the record ({}) names no document", record.kind),
+            });
+        }
+        if !named.contains(&got) {
+            return Err(VerifyFailure {
+                step: FailedStep::Ledger(Step::DocumentHash),
+                reason: format!(
+                    "the document's blake3 is {got}; the record names {}",
+                    named[0]
+                ),
+            });
+        }
+    }
+    Ok(Verified {
+        record,
+        genesis_hash: genesis.hash(),
+        chain_id: genesis.chain_id.clone(),
+        document_hash: document,
+    })
+}
+
+/// Verifies a bundle file against a genesis file and optionally a document file. Local
+/// problems (a file cannot be read, the genesis is invalid) are `Err(LocalError)`; a bundle
+/// that does not verify is `Ok(Err(VerifyFailure))`.
+pub fn verify_files(
+    bundle: &Path,
+    genesis: &Path,
+    document: Option<&Path>,
+) -> Result<Result<Verified, VerifyFailure>, LocalError> {
+    let genesis = load_genesis(genesis)?;
+    let bytes = read_bounded(bundle, BUNDLE_BYTES_MAX)?;
+    let doc_hash = document.map(crate::write::hash_file).transpose()?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Ok(Err(VerifyFailure {
+            step: FailedStep::Format,
+            reason: "the bundle is not UTF-8 JSON".into(),
+        }));
+    };
+    Ok(verify_bundle(&text, &genesis, doc_hash))
+}
