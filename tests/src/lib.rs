@@ -233,6 +233,57 @@ impl Cluster {
         }
     }
 
+    /// Appends lines to node `i`'s config (before it starts).
+    pub fn append_config(&self, i: usize, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.nodes[i].dir.join("config.toml"))
+            .expect("config");
+        writeln!(f, "{text}").expect("config");
+    }
+
+    /// Adds a node that is not in genesis (a future validator), bootstrapped to the others.
+    /// Returns its index.
+    pub fn add_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        let key = SecretKey::generate().expect("rng");
+        let (p2p, api) = (free_port(), free_port());
+        let dir = self.root.path().join(format!("node-{i}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        ledger::keyfile::write_new(&dir.join("node.key"), &key).expect("key");
+        let bootstrap: Vec<String> = self
+            .genesis
+            .validators
+            .iter()
+            .map(|v| format!("\"{}\"", v.address))
+            .collect();
+        let config = format!(
+            "data_dir = \"data\"\ngenesis = \"../genesis.json\"\nnode_key = \"node.key\"\n\
+             p2p_listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\napi_listen = \"127.0.0.1:{api}\"\n\
+             bootstrap = [{}]\nlog_level = \"info\"\n",
+            bootstrap.join(", ")
+        );
+        std::fs::write(dir.join("config.toml"), config).expect("config");
+        self.nodes.push(Node {
+            index: i,
+            dir,
+            url: format!("http://127.0.0.1:{api}"),
+            key,
+            child: None,
+        });
+        i
+    }
+
+    /// The p2p listen address of node `i` (from its config).
+    pub fn p2p_address(&self, i: usize) -> String {
+        let text = std::fs::read_to_string(self.nodes[i].dir.join("config.toml")).expect("config");
+        text.lines()
+            .find_map(|l| l.strip_prefix("p2p_listen = "))
+            .map(|v| v.trim_matches('"').to_string())
+            .expect("p2p_listen")
+    }
+
     /// Starts every node.
     pub fn start_all(&mut self) {
         for n in &mut self.nodes {

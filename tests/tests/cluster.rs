@@ -201,6 +201,13 @@ fn a_stopped_node_does_not_stop_the_chain_and_catches_up() {
     c.start_all();
     c.wait_height(&[0, 1, 2, 3], 2, T);
     c.nodes[3].stop();
+    // SIGTERM is a clean shutdown: the node says so before it exits.
+    let log = std::fs::read_to_string(c.nodes[3].dir.join("node.log")).unwrap();
+    assert!(
+        log.contains("stopped"),
+        "no clean shutdown: {}",
+        c.tail_log(3)
+    );
     let mut s = Signer::new(c.clients[0].clone(), &c.genesis.chain_id);
     let api = c.nodes[0].api();
     let mut last = 0;
