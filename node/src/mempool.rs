@@ -8,9 +8,10 @@
 //!   transaction admitted so far, in admission order. A transaction is admitted only if it
 //!   applies on top of all earlier ones, so a proposal built from the mempool in order is
 //!   valid, and a clerk learns of a refusal at once.
-//! * After each block the committed transactions leave. If the block was a prefix of the
-//!   mempool's order, the check state stays valid as it is; otherwise the rest is
-//!   re-checked (apply only, no signatures) and whatever no longer applies is dropped.
+//! * After each block the committed transactions leave. If every one of them had been
+//!   admitted here, the check state already holds their effects and stays as it is;
+//!   otherwise (and every few blocks regardless) the rest is re-checked (apply only, no
+//!   signatures) and whatever no longer applies is dropped.
 
 use ledger::execute::{BlockContext, BlockExecutor, Rejection, VerifiedTx};
 use ledger::hash::Hash;
@@ -18,6 +19,12 @@ use ledger::state::{Layered, StateView, WriteSet};
 use ledger::store::Store;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+
+/// Without foreign transactions in blocks, the check state is still rebuilt this often.
+pub const RECHECK_EVERY_BLOCKS: u64 = 16;
+/// The check state is rebuilt when it holds more than this many writes per held
+/// transaction (plus a constant).
+pub const CHECK_WRITES_PER_TX_MAX: usize = 4;
 
 /// Limits of the mempool.
 #[derive(Clone, Debug)]
@@ -202,13 +209,14 @@ impl Mempool {
     /// were dropped because they no longer apply.
     pub fn on_commit(&self, store: &Store, height: u64, committed: &[Hash], time_ms: u64) -> usize {
         let mut inner = self.lock();
-        // Was the block exactly the first `n` of our order?
-        let prefix = committed.len() <= inner.order.len()
-            && inner
-                .order
-                .values()
-                .zip(committed)
-                .all(|(ours, theirs)| ours == theirs);
+        // Were all of the block's transactions admitted here? Then the check state (the
+        // committed state before the block plus every admitted transaction) already
+        // contains their effects, and the remaining transactions were checked on top of
+        // them. If the block ordered them differently from our admission order, the check
+        // state may differ in rare non-commuting cases; that only affects the advice the
+        // API gives, never a block (blocks are always fully re-executed), and the periodic
+        // rebuild below bounds how long it lasts.
+        let all_admitted_here = committed.iter().all(|id| inner.by_id.contains_key(id));
         for id in committed {
             if let Some(e) = inner.by_id.remove(id) {
                 inner.order.remove(&e.seq);
@@ -216,12 +224,15 @@ impl Mempool {
             }
         }
         inner.base_height = height;
-        if prefix {
-            // The writes of the remaining transactions, on top of the new committed state,
-            // give the same values as before: nothing to re-check.
-            if inner.by_id.is_empty() {
-                inner.check_writes.clear();
-            }
+        if inner.by_id.is_empty() {
+            inner.check_writes.clear();
+            return 0;
+        }
+        // The check state also keeps the writes of committed transactions (now in the
+        // store, with the same values); rebuild it from time to time so it stays small.
+        let bloated = inner.check_writes.len() > CHECK_WRITES_PER_TX_MAX * inner.by_id.len() + 4096;
+        let periodic = height % RECHECK_EVERY_BLOCKS == 0;
+        if all_admitted_here && !bloated && !periodic {
             return 0;
         }
         self.recheck(&mut inner, store, time_ms)
@@ -282,4 +293,177 @@ impl Mempool {
 
 fn state_err(e: ledger::store::StoreError) -> ledger::state::StateError {
     ledger::state::StateError::Storage(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::chain::build_block;
+    use ledger::crypto::SecretKey;
+    use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+    use ledger::tx::{LandRegister, RoleSet, Tx, TxBody};
+    use ledger::validator::Validator;
+    use ledger::vote::{CommitCertificate, Vote, VoteType};
+
+    struct Fx {
+        store: Store,
+        genesis: Genesis,
+        val: SecretKey,
+        clerks: Vec<SecretKey>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fx() -> Fx {
+        let val = SecretKey::from_seed(&[1; 32]);
+        let clerks: Vec<SecretKey> = (2..4).map(|i| SecretKey::from_seed(&[i; 32])).collect();
+        let genesis = Genesis {
+            chain_id: "mp".into(),
+            genesis_time_ms: 1000,
+            departments: vec![Department {
+                id: "d".into(),
+                name: "D".into(),
+                governance_weight: 1,
+            }],
+            members: clerks
+                .iter()
+                .map(|k| Member {
+                    key: k.public_key(),
+                    department: "d".into(),
+                    roles: RoleSet::all(),
+                    name: String::new(),
+                })
+                .collect(),
+            validators: vec![Validator {
+                department: "d".into(),
+                public_key: val.public_key(),
+                power: 1,
+                address: String::new(),
+            }],
+            params: ConsensusParams::default(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &genesis).unwrap();
+        Fx {
+            store,
+            genesis,
+            val,
+            clerks,
+            _dir: dir,
+        }
+    }
+
+    fn register(k: &SecretKey, nonce: u64, parcel: &str) -> VerifiedTx {
+        VerifiedTx::verify(
+            Tx {
+                chain_id: "mp".into(),
+                signer: k.public_key(),
+                nonce,
+                created_at_ms: 0,
+                expires_at_ms: u64::MAX,
+                body: TxBody::LandRegister(LandRegister {
+                    parcel_id: parcel.into(),
+                    owner: "o".into(),
+                    document_hash: ledger::Hash([0; 32]),
+                }),
+            }
+            .sign(k),
+        )
+        .unwrap()
+    }
+
+    fn commit(f: &Fx, txs: Vec<VerifiedTx>) -> Vec<Hash> {
+        let tip = f.store.load_tip().unwrap();
+        let (ex, refused) = build_block(
+            f.store.state(),
+            &tip,
+            f.val.public_key(),
+            tip.time_ms + 1,
+            txs,
+        )
+        .unwrap();
+        assert!(refused.is_empty());
+        let h = ex.header.hash();
+        let v = Vote::new_signed(
+            &f.genesis.chain_id,
+            ex.header.height,
+            0,
+            VoteType::Precommit,
+            Some(h),
+            &f.val,
+        );
+        let cert = CommitCertificate::from_votes(ex.header.height, 0, h, [&v]);
+        f.store.commit_block(&ex, &cert).unwrap();
+        ex.txs.iter().map(|t| t.id()).collect()
+    }
+
+    #[test]
+    fn admits_in_sequence_refuses_conflicts_and_duplicates() {
+        let f = fx();
+        let mp = Mempool::new("mp".into(), MempoolLimits::default(), 0);
+        let (a, b) = (&f.clerks[0], &f.clerks[1]);
+        mp.insert(&f.store, register(a, 0, "P1"), 2000).unwrap();
+        // Nonce 1 applies on top of nonce 0 held in the mempool.
+        mp.insert(&f.store, register(a, 1, "P2"), 2000).unwrap();
+        assert_eq!(mp.pending_nonce(&f.store, &a.public_key()).unwrap(), 2);
+        // Same parcel from another clerk conflicts with the held registration.
+        assert!(matches!(
+            mp.insert(&f.store, register(b, 0, "P1"), 2000),
+            Err(MempoolError::Refused(_))
+        ));
+        assert!(matches!(
+            mp.insert(&f.store, register(a, 0, "P1"), 2000),
+            Err(MempoolError::Duplicate(_))
+        ));
+        // A gap in nonces is refused.
+        assert!(matches!(
+            mp.insert(&f.store, register(a, 5, "P9"), 2000),
+            Err(MempoolError::Refused(r)) if r.is_future_nonce()
+        ));
+        let taken = mp.take_for_block(10, 1 << 20);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(mp.size().txs, 2);
+    }
+
+    #[test]
+    fn full_mempool_says_busy() {
+        let f = fx();
+        let mp = Mempool::new(
+            "mp".into(),
+            MempoolLimits {
+                txs_max: 2,
+                bytes_max: 1 << 20,
+            },
+            0,
+        );
+        let a = &f.clerks[0];
+        for n in 0..2 {
+            mp.insert(&f.store, register(a, n, &format!("P{n}")), 2000)
+                .unwrap();
+        }
+        assert!(matches!(
+            mp.insert(&f.store, register(a, 2, "P2"), 2000),
+            Err(MempoolError::Full { txs: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn commit_removes_and_a_foreign_block_triggers_recheck() {
+        let f = fx();
+        let mp = Mempool::new("mp".into(), MempoolLimits::default(), 0);
+        let (a, b) = (&f.clerks[0], &f.clerks[1]);
+        let mine = register(a, 0, "P1");
+        mp.insert(&f.store, mine.clone(), 2000).unwrap();
+        mp.insert(&f.store, register(a, 1, "P2"), 2000).unwrap();
+        // Our own first transaction commits: the rest stays.
+        let ids = commit(&f, vec![mine]);
+        assert_eq!(mp.on_commit(&f.store, 1, &ids, 3000), 0);
+        assert_eq!(mp.size().txs, 1);
+        // A block we never saw registers P2 first: our P2 no longer applies and is dropped.
+        let foreign = register(b, 0, "P2");
+        let ids = commit(&f, vec![foreign]);
+        assert_eq!(mp.on_commit(&f.store, 2, &ids, 4000), 1);
+        assert!(mp.is_empty());
+        // The check state follows the store: the clerk's next nonce is 1 again.
+        assert_eq!(mp.pending_nonce(&f.store, &a.public_key()).unwrap(), 1);
+    }
 }
