@@ -231,7 +231,7 @@ impl Mempool {
         // The check state also keeps the writes of committed transactions (now in the
         // store, with the same values); rebuild it from time to time so it stays small.
         let bloated = inner.check_writes.len() > CHECK_WRITES_PER_TX_MAX * inner.by_id.len() + 4096;
-        let periodic = height % RECHECK_EVERY_BLOCKS == 0;
+        let periodic = height.is_multiple_of(RECHECK_EVERY_BLOCKS);
         if all_admitted_here && !bloated && !periodic {
             return 0;
         }

@@ -74,6 +74,8 @@ pub struct Driver {
     /// Height the machine is deciding (`tip.height + 1` once started).
     started: Option<u64>,
     validators: ValidatorSet,
+    /// Consensus parameters in force (re-read after every commit: governance may change them).
+    params: ledger::ConsensusParams,
     candidates: Candidates,
     timers: Timers,
     /// A proposal this node owes: `(height, round)`.
@@ -136,6 +138,7 @@ impl Driver {
             tip,
             started: None,
             validators,
+            params,
             candidates: Candidates::default(),
             timers: Timers::default(),
             owed_proposal: None,
@@ -188,12 +191,7 @@ impl Driver {
     }
 
     fn idle_deadline(&self) -> tokio::time::Instant {
-        let interval = self
-            .store
-            .state()
-            .params()
-            .map(|p| p.idle_block_interval_ms)
-            .unwrap_or(5000);
+        let interval = self.params.idle_block_interval_ms;
         if self.started.is_none() || self.owed_proposal.is_some() {
             self.tip_committed_at + Duration::from_millis(interval)
         } else {
@@ -207,12 +205,7 @@ impl Driver {
         if self.started.is_some() {
             return;
         }
-        let interval = self
-            .store
-            .state()
-            .params()
-            .map(|p| p.idle_block_interval_ms)
-            .unwrap_or(5000);
+        let interval = self.params.idle_block_interval_ms;
         let idle_over = self.tip_committed_at.elapsed() >= Duration::from_millis(interval);
         if idle_over || !self.app.mempool.is_empty() || self.tip.height == 0 {
             self.start_height();
@@ -245,12 +238,7 @@ impl Driver {
             self.owed_proposal = None;
             return;
         }
-        let interval = self
-            .store
-            .state()
-            .params()
-            .map(|p| p.idle_block_interval_ms)
-            .unwrap_or(5000);
+        let interval = self.params.idle_block_interval_ms;
         // In later rounds, propose at once: peers are waiting on us.
         let idle_over = round > 0
             || self.tip.height == 0
@@ -270,7 +258,7 @@ impl Driver {
     }
 
     fn build_proposal(&mut self, height: u64) -> anyhow::Result<Hash> {
-        let params = self.store.state().params()?;
+        let params = self.params.clone();
         let candidates = self.app.mempool.take_for_block(
             params.max_block_txs as usize,
             params.max_block_bytes as usize,
@@ -437,7 +425,7 @@ impl Driver {
 
     /// Verifies (what the mempool has not verified) and executes a block on the tip.
     fn execute_candidate(&self, block: &Block) -> Result<ExecutedBlock, String> {
-        let params = self.store.state().params().map_err(|e| e.to_string())?;
+        let params = &self.params;
         let drift = params.clock_drift_max_ms;
         if block.header.time_ms > now_ms().saturating_add(drift) {
             return Err(format!(
@@ -540,6 +528,12 @@ impl Driver {
         m.mempool_bytes.set(size.bytes as i64);
         if executed.validator_sets.is_some() {
             self.refresh_allowed_peers();
+        }
+        match store.state().params() {
+            Ok(p) => self.params = p,
+            Err(e) => {
+                warn!(error = %e, "cannot read consensus parameters; keeping the previous ones")
+            }
         }
         self.publish_status();
         Ok(())

@@ -45,6 +45,10 @@ type Served = (
 );
 
 /// One input of the loop.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a short-lived local, handled at once; boxing would allocate per event"
+)]
 enum Input {
     Swarm(SwarmEvent<BehaviourEvent>),
     Control(Control),
@@ -87,7 +91,7 @@ pub struct Actor {
     sync_pending: HashMap<OutboundRequestId, (PublicKey, oneshot::Sender<Result<SyncResponse>>)>,
     serving: JoinSet<Served>,
     /// Last sign of life (establishment or successful ping) of each connection.
-    alive: HashMap<ConnectionId, Instant>,
+    alive: HashMap<ConnectionId, (PeerId, Instant)>,
 }
 
 impl Actor {
@@ -250,7 +254,7 @@ impl Actor {
             })) => {
                 match result {
                     Ok(_) => {
-                        if let Some(t) = self.alive.get_mut(&connection) {
+                        if let Some((_, t)) = self.alive.get_mut(&connection) {
                             *t = now;
                         }
                     }
@@ -275,7 +279,7 @@ impl Actor {
                 ..
             } => {
                 self.redialer.connected(connection_id, peer_id, now);
-                self.alive.insert(connection_id, now);
+                self.alive.insert(connection_id, (peer_id, now));
                 let Some(key) = self.allowed.get(&peer_id).copied() else {
                     // The gate refuses these; this only covers an allowed set that changed
                     // while the connection was being set up.
@@ -650,14 +654,15 @@ impl Actor {
         for peer in self.guard.expire(now) {
             self.swarm.behaviour_mut().gate.unban(&peer);
         }
-        let dead: Vec<ConnectionId> = self
+        let dead: Vec<(ConnectionId, PeerId)> = self
             .alive
             .iter()
-            .filter(|(_, t)| now.saturating_duration_since(**t) >= LIVENESS_TIMEOUT)
-            .map(|(c, _)| *c)
+            .filter(|(_, (_, t))| now.saturating_duration_since(*t) >= LIVENESS_TIMEOUT)
+            .map(|(c, (p, _))| (*c, *p))
             .collect();
-        for connection in dead {
+        for (connection, peer) in dead {
             warn!(
+                peer = %self.key_of(&peer),
                 %connection,
                 silent_secs = LIVENESS_TIMEOUT.as_secs(),
                 "no ping answered, closing connection"

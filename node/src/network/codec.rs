@@ -152,6 +152,10 @@ where
 
 /// A gossip message on the wire. A broadcast encodes its message once and shares the bytes
 /// between every peer's stream; a received message arrives decoded, or refused.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "moved once from the connection task to the actor; boxing would allocate per message"
+)]
 #[derive(Clone, Debug)]
 pub enum GossipFrame {
     /// To send: the canonical encoding of a [`GossipMsg`].

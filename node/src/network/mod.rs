@@ -12,12 +12,13 @@
 //! * Block sync is request-response on [`SYNC_PROTOCOL`](codec::SYNC_PROTOCOL), served by
 //!   the actor from the [`Store`] on the blocking pool.
 //! * Bootstrap addresses are dialled at start and redialled with exponential backoff
-//!   (≤ 10 s) whenever their peer is not connected; ping detects a dead peer in ~6 s.
+//!   (≤ 10 s) whenever their peer is not connected. A connection whose pings go unanswered
+//!   for `LIVENESS_TIMEOUT` (5 s) is closed, so a dead or paused peer is noticed in ~5 s.
 //! * Every message has a size bound enforced while reading. Undecodable or oversize input,
-//!   gossip floods and messages the core reports invalid are strikes; `STRIKES_MAX` within a
-//!   minute disconnect the peer and refuse it for `BAN_DURATION`.
+//!   gossip floods and messages the core reports invalid are strikes; `STRIKES_MAX` (10)
+//!   within a minute disconnect the peer and refuse it for `BAN_DURATION` (2 min).
 //!
-//! Files by role: [`actor`] owns the swarm and runs the only `select!` loop; [`ingress`] is
+//! Files by role: `actor` owns the swarm and runs the only `select!` loop; [`ingress`] is
 //! its mailbox and the [`NetworkHandle`]; [`behaviour`] the libp2p behaviour; [`codec`] the
 //! wire format; [`state`] the synchronous bookkeeping (strikes, rates, redials).
 
@@ -135,6 +136,10 @@ pub struct NetworkConfig {
 }
 
 /// What the network reports to the core.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the core's API carries `GossipMsg` by value; events are moved once through the channel"
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetEvent {
     /// A message from an allowed peer, decoded with [`GossipMsg::decode`] (undecodable input
@@ -206,7 +211,10 @@ pub async fn spawn(
         .map_err(|e| NetError::Transport {
             reason: e.to_string(),
         })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+        })
         .with_connection_timeout(CONNECTION_TIMEOUT)
         .build();
 
