@@ -44,6 +44,8 @@ const CONSENSUS_STATE_KEY: &[u8] = b"consensus_state";
 const TICK_MS: u64 = 1000;
 /// Most transactions gossiped in one message.
 const GOSSIP_BATCH_TXS: usize = 2048;
+/// Peer transaction batches verified at once (each on a blocking thread).
+const PEER_TX_WORKERS_MAX: usize = 2;
 /// Proposals with more transactions than this are not re-gossiped every tick.
 const REBROADCAST_BLOCK_TXS_MAX: usize = 1000;
 /// A sync request waits at most this long.
@@ -90,6 +92,10 @@ pub struct Driver {
     evidence_sent: BTreeSet<ledger::vote::EquivocationKey>,
     /// The peer whose message is being handled (for reporting invalid input).
     current_sender: Option<PublicKey>,
+    /// Bounds the peer-transaction verification running off the driver's task.
+    peer_tx_workers: Arc<tokio::sync::Semaphore>,
+    /// Woken when transactions were admitted off the driver's task.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Driver {
@@ -147,6 +153,8 @@ impl Driver {
             best_peer: None,
             evidence_sent: BTreeSet::new(),
             current_sender: None,
+            peer_tx_workers: Arc::new(tokio::sync::Semaphore::new(PEER_TX_WORKERS_MAX)),
+            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -184,6 +192,7 @@ impl Driver {
                     }
                 },
                 Some(txs) = self.announce.recv() => self.gossip_txs(txs),
+                _ = self.wake.notified() => {}
                 _ = tick.tick() => self.on_tick().await,
                 _ = tokio::time::sleep_until(idle_deadline) => {}
             }
@@ -712,6 +721,9 @@ impl Driver {
         }
     }
 
+    /// Verifies and admits a peer's transactions off the driver's task, so that a large
+    /// batch never delays votes. At most [`PEER_TX_WORKERS_MAX`] batches are in work; beyond
+    /// that a batch is dropped (its transactions still reach this node inside blocks).
     fn on_peer_txs(&mut self, from: PublicKey, txs: Vec<ledger::SignedTx>) {
         let mempool = self.app.mempool.clone();
         let fresh: Vec<ledger::SignedTx> = txs
@@ -721,8 +733,15 @@ impl Driver {
         if fresh.is_empty() {
             return;
         }
+        let Ok(permit) = self.peer_tx_workers.clone().try_acquire_owned() else {
+            debug!(%from, txs = fresh.len(), "busy verifying peer transactions; dropping a batch");
+            return;
+        };
         let store = self.store.clone();
-        let (bad, admitted) = tokio::task::block_in_place(move || {
+        let net = self.net.clone();
+        let wake = self.wake.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut bad = 0usize;
             let mut admitted = 0usize;
             let now = now_ms();
@@ -736,13 +755,15 @@ impl Driver {
                     Err(_) => bad += 1,
                 }
             }
-            (bad, admitted)
+            if bad > 0 {
+                net.report_invalid(from, "transactions with invalid signatures");
+            }
+            if admitted > 0 {
+                // The driver may be idle, waiting for work to start the next height.
+                wake.notify_one();
+            }
+            debug!(%from, admitted, bad, "transactions from peer");
         });
-        if bad > 0 {
-            self.net
-                .report_invalid(from, "transactions with invalid signatures");
-        }
-        debug!(%from, admitted, "transactions from peer");
     }
 
     fn note_peer_height(&mut self, peer: PublicKey, height: u64) {
