@@ -108,6 +108,32 @@ consistency proof from it to the tip verifies. Exit 0 when all pass, 5 on a mism
         exit_codes_text!()
     ))]
     Audit(AuditArgs),
+    /// Load-test a running network: offered and committed tx/s, finality latency.
+    #[command(after_help = concat!(
+        "Examples:
+  govledger bench --nodes http://127.0.0.1:27080,http://127.0.0.1:27081 --keys testnet/clients \\
+      --rate 2000 --duration 60 --warmup 10
+  govledger bench --nodes URL,URL,URL,URL --keys testnet/clients --max --duration 60 --json
+  govledger bench --nodes URL --keys DIR --rate 500 --duration 30 --mix approvals=2,land=1,governance=1 \\
+      --acks-out acked.txt
+
+Each key file in --keys is one signer with its own nonce sequence; signers are spread over
+the nodes (signer i submits to node i mod n) and each sends its transactions in nonce order
+through POST /v1/txs/batch. Transactions are signed before the clock starts. Commits are
+tracked on the first node: finality latency is the time from submission (the scheduled time
+in open loop) until the transaction's block is seen there. Rates count the window after the
+warm-up only. With access events in the mix, each signer first registers (and waits for)
+one catalogue resource.
+
+--mix takes weights in the order approvals:land:access:anchor[:catalog:governance]
+(e.g. 1:1:1:1, the default) or kinds by name (approvals=3,land=1,governance=1). land
+registers parcels and now and then transfers one registered earlier in the run;
+governance proposes adding a department and never votes.
+
+",
+        exit_codes_text!()
+    ))]
+    Bench(BenchArgs),
 }
 
 /// `--node`.
@@ -951,6 +977,68 @@ pub struct AuditArgs {
     pub node: NodeOpt,
 }
 
+/// `bench`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("load").required(true).args(["rate", "max"])))]
+pub struct BenchArgs {
+    /// Node API URLs, comma-separated. Signer i submits to node i mod n; the first node is
+    /// the one whose blocks are tracked.
+    #[arg(
+        long,
+        value_name = "URL,URL,...",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub nodes: Vec<String>,
+    /// Folder of signer key files (*.key), e.g. the clients/ folder of `testnet init`.
+    #[arg(long, value_name = "DIR")]
+    pub keys: PathBuf,
+    /// Open loop: offer this many transactions per second, whatever the answers.
+    #[arg(long, value_name = "TX_PER_S")]
+    pub rate: Option<f64>,
+    /// Closed loop: as fast as the cluster commits, at most --inflight in flight.
+    #[arg(long)]
+    pub max: bool,
+    /// The measured window (units ms, s, m; a bare number is seconds).
+    #[arg(long, value_name = "DURATION", value_parser = crate::bench::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Load before the measured window, not counted.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::bench::parse_duration_or_zero)]
+    pub warmup: std::time::Duration,
+    /// Record kinds and weights: approvals:land:access:anchor[:catalog:governance] weights,
+    /// or kind=weight,...
+    #[arg(long, value_name = "MIX", default_value = "1:1:1:1")]
+    pub mix: String,
+    /// Transactions per POST /v1/txs/batch (at most 10000).
+    #[arg(long, value_name = "N", default_value_t = crate::bench::BATCH_DEFAULT)]
+    pub batch: usize,
+    /// Sender threads (HTTP connections); default one per signer, which is also the most
+    /// that helps (a signer's batches go one after the other, in nonce order).
+    #[arg(long, value_name = "C")]
+    pub concurrency: Option<usize>,
+    /// Closed loop: most transactions submitted and not yet seen committed, over all
+    /// signers.
+    #[arg(long, value_name = "N", default_value_t = crate::bench::INFLIGHT_DEFAULT)]
+    pub inflight: usize,
+    /// After the load, wait at most this long for transactions in flight; those not seen
+    /// committed by then are counted as timed out.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::bench::parse_duration)]
+    pub drain: std::time::Duration,
+    /// Transactions to sign before the clock starts (default: rate × (warm-up + duration);
+    /// closed loop 12,000 per second of the run). More are signed during the load if needed.
+    #[arg(long, value_name = "N")]
+    pub presign: Option<u64>,
+    /// Interval between two polls of the tracked node's status.
+    #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = crate::bench::parse_duration)]
+    pub poll: std::time::Duration,
+    /// Write the id of every transaction seen committed (set-up included), one hex per line.
+    #[arg(long, value_name = "FILE")]
+    pub acks_out: Option<PathBuf>,
+    /// Do not print progress to stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1026,11 +1114,17 @@ mod tests {
         ok("verify p.json --genesis g.json --file d");
         ok("checkpoint --out cp.json");
         ok("audit --genesis g.json --checkpoint cp.json --json");
+        ok("bench --nodes http://a:1,http://b:2 --keys dir --rate 2000 --duration 60");
+        ok(
+            "bench --nodes http://a:1 --keys dir --max --duration 1m --mix 1:1:1:1:0:1 --warmup 0 --json --acks-out a.txt --batch 500 --concurrency 2 --inflight 8000 --drain 10s --presign 1000 --poll 50ms --quiet",
+        );
         let bad = |line: &str| {
             let args = std::iter::once("govledger").chain(line.split_whitespace());
             assert!(Cli::try_parse_from(args).is_err(), "{line}");
         };
         bad("governance vote --proposal x --approve --reject");
+        bad("bench --nodes http://a:1 --keys dir --duration 60");
+        bad("bench --nodes http://a:1 --keys dir --rate 5 --max --duration 60");
         bad("approval issue --id A --kind k --subject s --decision granted");
         bad("query anchor");
         bad("approval issue --id A --kind k --subject s --decision maybe --document f");

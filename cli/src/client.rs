@@ -214,6 +214,23 @@ struct ConsistencyAnswer {
     proof: Vec<Hash>,
 }
 
+/// Reads an answer: its status, its `Retry-After` (whole seconds) and at most `limit` bytes
+/// of body.
+pub fn read_answer(
+    mut resp: ureq::http::Response<ureq::Body>,
+    limit: u64,
+) -> Result<(u16, Option<Duration>, Vec<u8>), ureq::Error> {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let bytes = resp.body_mut().with_config().limit(limit).read_to_vec()?;
+    Ok((status, retry_after, bytes))
+}
+
 /// Percent-encodes one path segment (ids may hold `/`, spaces, non-ASCII).
 pub fn path_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -324,20 +341,9 @@ impl NodeClient {
                 req.send_json(v)
             }
         };
-        let mut resp = result.map_err(|e| self.transport(e))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = resp
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
-            .map_err(|e| self.transport(e))?;
+        let resp = result.map_err(|e| self.transport(e))?;
+        let (status, retry_after, bytes) =
+            read_answer(resp, limit).map_err(|e| self.transport(e))?;
         if (200..300).contains(&status) {
             return Ok(bytes);
         }

@@ -59,7 +59,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => verify_cmd(out, a),
         Command::Checkpoint(a) => checkpoint_cmd(out, a),
         Command::Audit(a) => audit_cmd(out, a),
+        Command::Bench(a) => bench_cmd(out, a),
     }
+}
+
+fn bench_cmd(out: Output, a: BenchArgs) -> anyhow::Result<()> {
+    let mix = crate::bench::Mix::parse(&a.mix).map_err(|e| UsageError(format!("--mix: {e}")))?;
+    let report = crate::bench::run(&crate::bench::BenchOptions {
+        nodes: a.nodes,
+        keys: a.keys,
+        rate: a.rate,
+        duration: a.duration,
+        warmup: a.warmup,
+        drain: a.drain,
+        mix,
+        batch: a.batch,
+        concurrency: a.concurrency,
+        inflight: a.inflight,
+        presign: a.presign,
+        poll: a.poll,
+        acks_out: a.acks_out,
+        progress: !a.quiet,
+    })?;
+    out.show(&report, || crate::bench::summary(&report));
+    Ok(())
 }
 
 fn client(node: &NodeOpt) -> anyhow::Result<NodeClient> {

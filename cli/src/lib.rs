@@ -10,6 +10,7 @@
 //! * [`verify`]: offline verification of proof bundles (no network code path).
 //! * [`audit`]: full re-verification of a chain from genesis, with checkpoints.
 //! * [`testnet`]: a local N-validator network in one folder.
+//! * [`bench`]: the load generator (`govledger bench`).
 //! * [`output`], [`time`], [`exit`]: printing, time arguments, exit codes.
 
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@
 pub mod exit;
 pub mod args;
 pub mod audit;
+pub mod bench;
 pub mod client;
 pub mod commands;
 pub mod keys;

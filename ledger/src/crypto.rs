@@ -83,6 +83,34 @@ impl PublicKey {
     }
 }
 
+/// Decompressed public keys, so that a key that signs often (a member key, a validator) is
+/// decompressed once rather than per signature (decompression is a field square root:
+/// about a fifth of a verification). Bounded by [`KEY_CACHE_MAX`]; cleared when full.
+static KEY_CACHE: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<[u8; 32], EdwardsPoint>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Most keys held in the decompression cache.
+pub const KEY_CACHE_MAX: usize = 65_536;
+
+/// [`PublicKey::point`] through the cache. Only valid keys are cached, so the verdict is
+/// the same as without it.
+fn cached_point(key: &PublicKey) -> Result<EdwardsPoint, SignatureError> {
+    if let Ok(cache) = KEY_CACHE.read()
+        && let Some(p) = cache.get(&key.0)
+    {
+        return Ok(*p);
+    }
+    let p = key.point()?;
+    if let Ok(mut cache) = KEY_CACHE.write() {
+        if cache.len() >= KEY_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key.0, p);
+    }
+    Ok(p)
+}
+
 /// A secret signing key. Zeroised on drop; never serialised except into a key file.
 #[derive(Clone)]
 pub struct SecretKey(ed25519_dalek::SigningKey);
@@ -142,7 +170,7 @@ impl Prepared {
         message: &[u8],
         sig: &Signature,
     ) -> Result<Self, SignatureError> {
-        let a = key.point()?;
+        let a = cached_point(key)?;
         let mut r_bytes = [0u8; 32];
         r_bytes.copy_from_slice(&sig.0[..32]);
         let mut s_bytes = [0u8; 32];

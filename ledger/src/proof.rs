@@ -235,14 +235,23 @@ pub fn follow_validator_changes(
     changes: &[ValidatorChange],
     height: u64,
 ) -> Result<ValidatorSet, VerifyError> {
+    let set = match genesis.validator_set() {
+        Ok(s) => s,
+        Err(e) => return fail(Step::Genesis, e.to_string()),
+    };
+    follow_from(&genesis.chain_id, set, changes, height)
+}
+
+fn follow_from(
+    chain_id: &str,
+    mut set: ValidatorSet,
+    changes: &[ValidatorChange],
+    height: u64,
+) -> Result<ValidatorSet, VerifyError> {
     let step = Step::ValidatorSetChange;
     if changes.len() > VALIDATOR_CHANGES_MAX {
         return fail(step, "too many validator-set changes");
     }
-    let mut set = match genesis.validator_set() {
-        Ok(s) => s,
-        Err(e) => return fail(Step::Genesis, e.to_string()),
-    };
     let mut from = 1u64;
     for (i, c) in changes.iter().enumerate() {
         if c.activation_height <= from || c.activation_height > height {
@@ -254,7 +263,7 @@ pub fn follow_validator_changes(
                 ),
             );
         }
-        let hh = check_header(&c.announced_by, &genesis.chain_id, step)?;
+        let hh = check_header(&c.announced_by, chain_id, step)?;
         let h = &c.announced_by.header;
         if h.height != c.activation_height - 1 {
             return fail(
@@ -275,11 +284,7 @@ pub fn follow_validator_changes(
                 ),
             );
         }
-        if let Err(e) = c
-            .announced_by
-            .commit
-            .verify(&genesis.chain_id, h.height, &hh, &set)
-        {
+        if let Err(e) = c.announced_by.commit.verify(chain_id, h.height, &hh, &set) {
             return fail(step, format!("change {i}: announcing header's commit: {e}"));
         }
         if h.next_validators_hash != c.validators.hash() {
@@ -320,27 +325,119 @@ impl ProofBundle {
         genesis: &Genesis,
         document: Option<&[u8]>,
     ) -> Result<VerifiedRecord, VerifyError> {
-        // 1. Genesis.
-        if self.version != BUNDLE_VERSION {
-            return fail(
-                Step::Genesis,
-                format!("bundle version {} is not {BUNDLE_VERSION}", self.version),
+        Verifier::new(genesis)?.verify(self, document)
+    }
+
+    /// Parses a bundle from JSON.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("not a proof bundle: {e}"))
+    }
+}
+
+/// Most block hashes a [`Verifier`] remembers as certified.
+pub const CERTIFIED_CACHE_MAX: usize = 100_000;
+
+/// Verifies proof bundles against one genesis. Reusing a verifier for many bundles saves
+/// work: the genesis is hashed once, and a block whose certificate was verified once is
+/// not verified again for other records of it. [`Verifier::verify_many`] also checks the
+/// records' signatures in one batch.
+pub struct Verifier<'g> {
+    genesis: &'g Genesis,
+    genesis_hash: Hash,
+    genesis_set: ValidatorSet,
+    certified: std::sync::Mutex<std::collections::HashSet<Hash>>,
+}
+
+impl<'g> Verifier<'g> {
+    /// A verifier pinned to `genesis`.
+    pub fn new(genesis: &'g Genesis) -> Result<Self, VerifyError> {
+        let genesis_set = match genesis.validator_set() {
+            Ok(s) => s,
+            Err(e) => return fail(Step::Genesis, e.to_string()),
+        };
+        Ok(Verifier {
+            genesis,
+            genesis_hash: genesis.hash(),
+            genesis_set,
+            certified: Default::default(),
+        })
+    }
+
+    fn is_certified(&self, h: &Hash) -> bool {
+        self.certified
+            .lock()
+            .map(|c| c.contains(h))
+            .unwrap_or(false)
+    }
+
+    fn remember_certified(&self, h: Hash) {
+        if let Ok(mut c) = self.certified.lock() {
+            if c.len() >= CERTIFIED_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(h);
+        }
+    }
+
+    /// Verifies one bundle, and the document if given.
+    pub fn verify(
+        &self,
+        bundle: &ProofBundle,
+        document: Option<&[u8]>,
+    ) -> Result<VerifiedRecord, VerifyError> {
+        self.verify_inner(bundle, document, false)
+    }
+
+    /// Verifies many bundles; the records' signatures are checked in one batch. The verdict
+    /// for each is the same as [`Verifier::verify`] would give.
+    pub fn verify_many(&self, bundles: &[ProofBundle]) -> Vec<Result<VerifiedRecord, VerifyError>> {
+        let mut batch = crate::crypto::BatchVerifier::with_capacity(bundles.len());
+        for b in bundles {
+            batch.push(
+                &b.record.tx.tx.signer,
+                crate::hash::domain::TX_SIGN,
+                &crate::codec::encode(&b.record.tx.tx),
+                &b.record.tx.signature,
             );
         }
-        if self.genesis_hash != genesis.hash() || self.chain_id != genesis.chain_id {
+        batch
+            .verify()
+            .into_iter()
+            .zip(bundles)
+            .map(|(sig, b)| match sig {
+                // The decoded record is checked against its bytes inside; a valid signature
+                // over the decoded form is then a valid signature over the bytes.
+                Ok(()) => self.verify_inner(b, None, true),
+                Err(_) => self.verify_inner(b, None, false),
+            })
+            .collect()
+    }
+
+    fn verify_inner(
+        &self,
+        bundle: &ProofBundle,
+        document: Option<&[u8]>,
+        signature_checked: bool,
+    ) -> Result<VerifiedRecord, VerifyError> {
+        let genesis = self.genesis;
+        // 1. Genesis.
+        if bundle.version != BUNDLE_VERSION {
+            return fail(
+                Step::Genesis,
+                format!("bundle version {} is not {BUNDLE_VERSION}", bundle.version),
+            );
+        }
+        if bundle.genesis_hash != self.genesis_hash || bundle.chain_id != genesis.chain_id {
             return fail(
                 Step::Genesis,
                 format!(
                     "bundle is for chain {:?} with genesis {}, the given genesis is {:?} {}",
-                    self.chain_id,
-                    self.genesis_hash,
-                    genesis.chain_id,
-                    genesis.hash()
+                    bundle.chain_id, bundle.genesis_hash, genesis.chain_id, self.genesis_hash
                 ),
             );
         }
         // 2. Record content.
-        let r = &self.record;
+        let r = &bundle.record;
         let stx = match SignedTx::decode(&r.tx_bytes.0) {
             Ok(t) => t,
             Err(e) => {
@@ -365,12 +462,12 @@ impl ProofBundle {
         if stx.tx.chain_id != genesis.chain_id {
             return fail(Step::RecordContent, "record is signed for another chain");
         }
-        if let Err(e) = stx.verify_signature() {
+        if !signature_checked && let Err(e) = stx.verify_signature() {
             return fail(Step::RecordContent, format!("record signature: {e}"));
         }
         // 3. Header.
-        let header_hash = check_header(&self.header, &genesis.chain_id, Step::Header)?;
-        let h = &self.header.header;
+        let header_hash = check_header(&bundle.header, &genesis.chain_id, Step::Header)?;
+        let h = &bundle.header.header;
         if h.height != r.height {
             return fail(
                 Step::Header,
@@ -391,39 +488,60 @@ impl ProofBundle {
             );
         }
         // 4. Inclusion.
-        if self.inclusion.log_size != h.log_size {
+        if bundle.inclusion.log_size != h.log_size {
             return fail(
                 Step::Inclusion,
                 "path is for another log size than the header's",
             );
         }
-        if self.inclusion.path.len() > PATH_LEN_MAX {
+        if bundle.inclusion.path.len() > PATH_LEN_MAX {
             return fail(Step::Inclusion, "path too long");
         }
         if let Err(e) = verify_inclusion(
             &r.id,
             r.leaf_index,
             h.log_size,
-            &self.inclusion.path,
+            &bundle.inclusion.path,
             &h.log_root,
         ) {
             return fail(Step::Inclusion, describe(e));
         }
-        // 5. Validator sets from genesis to the record's height.
-        let set = follow_validator_changes(genesis, &self.validator_changes, h.height)?;
-        if h.validators_hash != set.hash() {
-            return fail(
-                Step::ValidatorSetChange,
-                "the record's block was decided by a validator set the bundle does not lead to",
-            );
-        }
-        // 6. Commit certificate.
-        if let Err(e) = self
-            .header
-            .commit
-            .verify(&genesis.chain_id, h.height, &header_hash, &set)
-        {
-            return fail(Step::CommitCertificate, e.to_string());
+        // 5 and 6, once per block: a header whose certificate was verified before is final,
+        // whichever bundle carried it.
+        // The key covers everything steps 5 and 6 read, so that a bundle whose certificate
+        // or validator changes were tampered with is never excused by an honest one.
+        let certified_key = crate::hash::hash_parts(
+            b"",
+            &[
+                &header_hash.0,
+                &crate::codec::encode(&bundle.header.commit),
+                &crate::codec::encode(&bundle.validator_changes),
+            ],
+        );
+        if !self.is_certified(&certified_key) {
+            // 5. Validator sets from genesis to the record's height.
+            let set = follow_from(
+                &genesis.chain_id,
+                self.genesis_set.clone(),
+                &bundle.validator_changes,
+                h.height,
+            )?;
+            if h.validators_hash != set.hash() {
+                return fail(
+                    Step::ValidatorSetChange,
+                    "the record's block was decided by a validator set the bundle does not lead to",
+                );
+            }
+            // 6. Commit certificate.
+            if let Err(e) =
+                bundle
+                    .header
+                    .commit
+                    .verify(&genesis.chain_id, h.height, &header_hash, &set)
+            {
+                return fail(Step::CommitCertificate, e.to_string());
+            }
+            self.remember_certified(certified_key);
         }
         // 7. Document.
         if let Some(doc) = document {
@@ -449,13 +567,8 @@ impl ProofBundle {
             block_time_ms: h.time_ms,
             leaf_index: r.leaf_index,
             signer: stx.tx.signer,
-            validator_changes: self.validator_changes.len(),
+            validator_changes: bundle.validator_changes.len(),
         })
-    }
-
-    /// Parses a bundle from JSON.
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text).map_err(|e| format!("not a proof bundle: {e}"))
     }
 }
 

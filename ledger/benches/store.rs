@@ -1,0 +1,134 @@
+//! The RocksDB store: inclusion proofs read from the store, proof bundles built from it,
+//! bundles verified offline, and block commits (1,000 transactions in one synced batch).
+//!
+//! ```sh
+//! cargo bench -p ledger --bench store
+//! GOVLEDGER_BENCH_RECORDS=200000 cargo bench -p ledger --bench store   # a smaller store
+//! ```
+//!
+//! The store is built once per run in a temporary directory: a catalogue block, then
+//! blocks of 1,000 mixed ~300-byte records, signed, verified, executed and committed as a
+//! node would (default 1,000,000 records; building takes a few minutes and is reported
+//! on stderr). Targets (issue 2, one core): inclusion-proof generation ≥ 50,000/s, bundle
+//! verification ≥ 20,000/s. Throughput is per operation (`elem/s`).
+
+mod common;
+
+use common::{StoreChain, randoms};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use ledger::hash::Hash;
+use ledger::proof::ProofBundle;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Records in the store unless `GOVLEDGER_BENCH_RECORDS` says otherwise.
+const RECORDS_DEFAULT: usize = 1_000_000;
+/// Precomputed random queries, cycled through.
+const QUERIES: usize = 4096;
+/// Bundles prepared for the verification benchmark.
+const BUNDLES: usize = 256;
+
+fn records() -> usize {
+    std::env::var("GOVLEDGER_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RECORDS_DEFAULT)
+}
+
+fn bench_store(c: &mut Criterion) {
+    let mut chain = StoreChain::new();
+    chain.grow_to(records());
+    let size = chain.tip.frontier.size();
+    let genesis = chain.fixture.genesis.clone();
+    let n = chain.ids.len() as u64;
+    // Leaf 0..4 is the catalogue block: queries are over the mixed records after it.
+    let first_leaf = size - n;
+    let leaves: Vec<u64> = randoms(11)
+        .take(QUERIES)
+        .map(|r| first_leaf + r % n)
+        .collect();
+    let ids: Vec<Hash> = randoms(12)
+        .take(QUERIES)
+        .map(|r| chain.ids[(r % n) as usize])
+        .collect();
+
+    let mut group = c.benchmark_group(format!("store/{}k_records", n / 1000));
+    group.throughput(Throughput::Elements(1));
+    let mut k = 0usize;
+    let mut next = move || {
+        k = (k + 1) % QUERIES;
+        k
+    };
+    group.bench_function("inclusion_proof", |b| {
+        b.iter(|| {
+            let leaf = leaves[next()];
+            black_box(chain.store.inclusion_proof(leaf, size).expect("proof"))
+        })
+    });
+    group.bench_function("proof_bundle", |b| {
+        b.iter(|| {
+            let id = ids[next()];
+            black_box(
+                chain
+                    .store
+                    .proof_bundle(&genesis, &id)
+                    .expect("bundle")
+                    .expect("known id"),
+            )
+        })
+    });
+    let bundles: Vec<ProofBundle> = ids[..BUNDLES]
+        .iter()
+        .map(|id| chain.store.proof_bundle(&genesis, id).unwrap().unwrap())
+        .collect();
+    let jsons: Vec<String> = bundles
+        .iter()
+        .map(|b| serde_json::to_string(b).expect("json"))
+        .collect();
+    eprintln!(
+        "bundle: {} bytes of JSON, {} path hashes, {} commit signatures",
+        jsons[0].len(),
+        bundles[0].inclusion.path.len(),
+        bundles[0].header.commit.signatures.len()
+    );
+    let mut j = 0usize;
+    group.bench_function("bundle_verify", |b| {
+        b.iter(|| {
+            j = (j + 1) % BUNDLES;
+            black_box(bundles[j].verify(&genesis, None).expect("verifies"))
+        })
+    });
+    group.bench_function("bundle_parse_and_verify", |b| {
+        b.iter(|| {
+            j = (j + 1) % BUNDLES;
+            let bundle = ProofBundle::from_json(&jsons[j]).expect("parses");
+            black_box(bundle.verify(&genesis, None).expect("verifies"))
+        })
+    });
+    group.finish();
+
+    // Block commits: each iteration commits the next block of 1,000 fresh transactions in
+    // one synced batch. Building the block (signing, verifying, executing) is not timed.
+    let mut group = c.benchmark_group("store/commit_block");
+    group.throughput(Throughput::Elements(common::BLOCK_TXS as u64));
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    group.bench_function("1000_txs_synced", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let (executed, cert) = chain.next_block();
+                let started = Instant::now();
+                chain.commit_built(&executed, &cert);
+                timed += started.elapsed();
+            }
+            timed
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_store);
+criterion_main!(benches);
