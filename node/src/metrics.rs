@@ -50,6 +50,8 @@ pub struct Metrics {
     pub txs_refused: Family<ReasonLabels, Counter>,
     /// Messages from peers that were dropped as invalid.
     pub peer_messages_invalid: Counter,
+    /// Gossiped transactions dropped because the intake queue was full.
+    pub intake_dropped_txs: Counter,
 }
 
 impl Default for Metrics {
@@ -75,6 +77,7 @@ impl Metrics {
             api_requests: Family::default(),
             txs_refused: Family::default(),
             peer_messages_invalid: Counter::default(),
+            intake_dropped_txs: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -124,6 +127,11 @@ impl Metrics {
             "peer_messages_invalid",
             "Messages from peers dropped as invalid",
             m.peer_messages_invalid.clone(),
+        );
+        registry.register(
+            "intake_dropped_txs",
+            "Gossiped transactions dropped because the intake queue was full",
+            m.intake_dropped_txs.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -18,6 +18,7 @@ mod blocks;
 mod timers;
 
 use crate::app::{App, NodeStatus, now_ms};
+use crate::intake::TxIntake;
 use crate::messages::{GossipMsg, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse};
 use crate::network::{NetEvent, NetworkHandle};
 use blocks::Candidates;
@@ -31,7 +32,7 @@ use ledger::store::{Store, TxLocation};
 use ledger::tx::{Role, Tx, TxBody};
 use ledger::vote::{Evidence, Vote};
 use ledger::{CommitCertificate, PublicKey, SecretKey, ValidatorSet};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use timers::Timers;
@@ -44,8 +45,6 @@ const CONSENSUS_STATE_KEY: &[u8] = b"consensus_state";
 const TICK_MS: u64 = 1000;
 /// Most transactions gossiped in one message.
 const GOSSIP_BATCH_TXS: usize = 2048;
-/// Peer transaction batches verified at once (each on a blocking thread).
-const PEER_TX_WORKERS_MAX: usize = 2;
 /// Proposals with more transactions than this are not re-gossiped every tick.
 const REBROADCAST_BLOCK_TXS_MAX: usize = 1000;
 /// A sync request waits at most this long.
@@ -86,14 +85,17 @@ pub struct Driver {
     awaiting_blocks: BTreeSet<Hash>,
     /// When the tip was committed (local clock), for the idle interval.
     tip_committed_at: tokio::time::Instant,
-    /// Best height a peer reported, and who.
-    best_peer: Option<(u64, PublicKey)>,
+    /// The latest committed height each connected peer reported (bounded by the allow-listed
+    /// peer set: an entry leaves when its peer disconnects or fails a sync request).
+    peer_heights: BTreeMap<PublicKey, u64>,
+    /// The peer whose sync request failed last (skipped when another is as high).
+    sync_failed_last: Option<PublicKey>,
     /// Evidence already turned into a transaction.
     evidence_sent: BTreeSet<ledger::vote::EquivocationKey>,
     /// The peer whose message is being handled (for reporting invalid input).
     current_sender: Option<PublicKey>,
-    /// Bounds the peer-transaction verification running off the driver's task.
-    peer_tx_workers: Arc<tokio::sync::Semaphore>,
+    /// Verifies and admits peers' transactions on its own thread.
+    intake: TxIntake,
     /// Woken when transactions were admitted off the driver's task.
     wake: Arc<tokio::sync::Notify>,
 }
@@ -131,6 +133,14 @@ impl Driver {
             restored,
         );
         let (validators, _) = validators_for(&store.state(), tip.height + 1)?;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let intake = TxIntake::spawn(
+            store.clone(),
+            app.mempool.clone(),
+            net.clone(),
+            app.metrics.clone(),
+            wake.clone(),
+        )?;
         Ok(Driver {
             app,
             store,
@@ -150,11 +160,12 @@ impl Driver {
             owed_proposal: None,
             awaiting_blocks: BTreeSet::new(),
             tip_committed_at: tokio::time::Instant::now(),
-            best_peer: None,
+            peer_heights: BTreeMap::new(),
+            sync_failed_last: None,
             evidence_sent: BTreeSet::new(),
             current_sender: None,
-            peer_tx_workers: Arc::new(tokio::sync::Semaphore::new(PEER_TX_WORKERS_MAX)),
-            wake: Arc::new(tokio::sync::Notify::new()),
+            intake,
+            wake,
         })
     }
 
@@ -446,8 +457,10 @@ impl Driver {
         let tip = self.tip.clone();
         let mempool = self.app.mempool.clone();
         let block = block.clone();
+        let seen = self.intake.seen().clone();
         tokio::task::block_in_place(move || {
             let txs = verify_block_txs(&block, |id| mempool.get(id))?;
+            seen.insert_all(txs.iter().map(VerifiedTx::id));
             execute_block(store.state(), &tip, &block.header, txs).map_err(|e| e.to_string())
         })
     }
@@ -506,6 +519,7 @@ impl Driver {
         self.timers.drop_below(height + 1);
         // Mempool and waiters.
         let ids: Vec<Hash> = executed.txs.iter().map(VerifiedTx::id).collect();
+        self.intake.seen().insert_all(ids.iter().copied());
         let mempool = self.app.mempool.clone();
         let dropped =
             tokio::task::block_in_place(|| mempool.on_commit(&store, height, &ids, now_ms()));
@@ -640,6 +654,7 @@ impl Driver {
             }
             NetEvent::PeerDisconnected(peer) => {
                 debug!(%peer, "peer disconnected");
+                self.peer_heights.remove(&peer);
                 self.publish_status();
             }
         }
@@ -721,55 +736,20 @@ impl Driver {
         }
     }
 
-    /// Verifies and admits a peer's transactions off the driver's task, so that a large
-    /// batch never delays votes. At most [`PEER_TX_WORKERS_MAX`] batches are in work; beyond
-    /// that a batch is dropped (its transactions still reach this node inside blocks).
+    /// Hands a peer's transactions to the intake thread (verification off the consensus
+    /// path).
     fn on_peer_txs(&mut self, from: PublicKey, txs: Vec<ledger::SignedTx>) {
-        let mempool = self.app.mempool.clone();
-        let fresh: Vec<ledger::SignedTx> = txs
-            .into_iter()
-            .filter(|t| !mempool.contains(&t.id()))
-            .collect();
-        if fresh.is_empty() {
-            return;
-        }
-        let Ok(permit) = self.peer_tx_workers.clone().try_acquire_owned() else {
-            debug!(%from, txs = fresh.len(), "busy verifying peer transactions; dropping a batch");
-            return;
-        };
-        let store = self.store.clone();
-        let net = self.net.clone();
-        let wake = self.wake.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let mut bad = 0usize;
-            let mut admitted = 0usize;
-            let now = now_ms();
-            for r in verify_batch(fresh) {
-                match r {
-                    Ok(vtx) => {
-                        if mempool.insert(&store, vtx, now).is_ok() {
-                            admitted += 1;
-                        }
-                    }
-                    Err(_) => bad += 1,
-                }
-            }
-            if bad > 0 {
-                net.report_invalid(from, "transactions with invalid signatures");
-            }
-            if admitted > 0 {
-                // The driver may be idle, waiting for work to start the next height.
-                wake.notify_one();
-            }
-            debug!(%from, admitted, bad, "transactions from peer");
-        });
+        self.intake.submit(from, txs);
     }
 
     fn note_peer_height(&mut self, peer: PublicKey, height: u64) {
-        if height > self.tip.height && self.best_peer.map(|(h, _)| height > h).unwrap_or(true) {
-            self.best_peer = Some((height, peer));
-        }
+        let h = self.peer_heights.entry(peer).or_insert(0);
+        *h = (*h).max(height);
+    }
+
+    /// The connected peer to catch up from, and its height (see [`pick_sync_peer`]).
+    fn sync_peer(&self) -> Option<(PublicKey, u64)> {
+        pick_sync_peer(&self.peer_heights, self.tip.height, self.sync_failed_last)
     }
 
     async fn on_tick(&mut self) {
@@ -795,9 +775,7 @@ impl Driver {
         self.app.metrics.mempool_txs.set(size.txs as i64);
         self.app.metrics.mempool_bytes.set(size.bytes as i64);
         self.publish_status();
-        if let Some((h, peer)) = self.best_peer
-            && h > self.tip.height
-        {
+        if let Some((peer, h)) = self.sync_peer() {
             self.sync_from(peer, h).await;
         }
     }
@@ -808,6 +786,7 @@ impl Driver {
     async fn sync_from(&mut self, peer: PublicKey, target: u64) {
         self.set_syncing(true);
         info!(%peer, from = self.tip.height + 1, target, "catching up");
+        let mut failed = false;
         while self.tip.height < target {
             let req = SyncRequest {
                 from_height: self.tip.height + 1,
@@ -822,28 +801,39 @@ impl Driver {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
                     warn!(%peer, error = %e, "sync request failed");
+                    failed = true;
                     break;
                 }
                 Err(_) => {
                     warn!(%peer, "sync request timed out");
+                    failed = true;
                     break;
                 }
             };
             if resp.blocks.is_empty() {
+                // It announced a height it does not serve.
+                failed = true;
                 break;
             }
             for cb in resp.blocks {
                 if let Err(reason) = self.apply_synced(&cb) {
                     warn!(%peer, height = cb.block.header.height, %reason, "synced block refused");
                     self.net.report_invalid(peer, "invalid synced block");
-                    self.best_peer = None;
-                    self.set_syncing(false);
-                    return;
+                    failed = true;
+                    break;
                 }
             }
+            if failed {
+                break;
+            }
         }
-        if self.tip.height >= target {
-            self.best_peer = None;
+        if failed {
+            // Ask another peer next time; this one is asked again only once it announces
+            // its height anew (it does every tick while it is alive and connected).
+            self.peer_heights.remove(&peer);
+            self.sync_failed_last = Some(peer);
+        } else {
+            self.sync_failed_last = None;
         }
         // `commit` reset `started`: consensus resumes at the new tip.
         self.set_syncing(false);
@@ -937,4 +927,68 @@ pub fn allowed_peers(store: &Store) -> anyhow::Result<BTreeSet<PublicKey>> {
         }
     }
     Ok(keys)
+}
+
+/// The peer to catch up from: the highest reported height above `tip`. Ties go to the
+/// peer after the one that failed last, so that one unhelpful peer (frozen, or partitioned
+/// away but not yet disconnected) is not asked again and again while others could serve.
+fn pick_sync_peer(
+    peer_heights: &BTreeMap<PublicKey, u64>,
+    tip: u64,
+    failed_last: Option<PublicKey>,
+) -> Option<(PublicKey, u64)> {
+    let best = peer_heights.values().copied().max()?;
+    if best <= tip {
+        return None;
+    }
+    let tied = || {
+        peer_heights
+            .iter()
+            .filter(move |(_, h)| **h == best)
+            .map(|(p, _)| *p)
+    };
+    let first = tied().next()?;
+    let pick = match failed_last {
+        Some(failed) => tied().find(|p| *p > failed).unwrap_or(first),
+        None => first,
+    };
+    Some((pick, best))
+}
+
+#[cfg(test)]
+mod sync_peer_tests {
+    use super::*;
+
+    fn key(b: u8) -> PublicKey {
+        ledger::SecretKey::from_seed(&[b; 32]).public_key()
+    }
+
+    #[test]
+    fn nobody_ahead_means_no_sync() {
+        let mut m = BTreeMap::new();
+        assert_eq!(pick_sync_peer(&m, 5, None), None);
+        m.insert(key(1), 5);
+        m.insert(key(2), 3);
+        assert_eq!(pick_sync_peer(&m, 5, None), None);
+    }
+
+    #[test]
+    fn the_highest_peer_is_chosen() {
+        let m = BTreeMap::from([(key(1), 7), (key(2), 9), (key(3), 8)]);
+        assert_eq!(pick_sync_peer(&m, 5, None), Some((key(2), 9)));
+    }
+
+    /// The e2e `pause` scenario: the first peer to announce the next height was frozen; the
+    /// others announced the same height and must be tried in turn.
+    #[test]
+    fn a_failed_peer_yields_to_the_next_one_at_the_same_height() {
+        let mut keys = [key(1), key(2), key(3)];
+        keys.sort();
+        let m: BTreeMap<_, _> = keys.iter().map(|k| (*k, 10)).collect();
+        assert_eq!(pick_sync_peer(&m, 9, None), Some((keys[0], 10)));
+        assert_eq!(pick_sync_peer(&m, 9, Some(keys[0])), Some((keys[1], 10)));
+        assert_eq!(pick_sync_peer(&m, 9, Some(keys[1])), Some((keys[2], 10)));
+        // Wraps around.
+        assert_eq!(pick_sync_peer(&m, 9, Some(keys[2])), Some((keys[0], 10)));
+    }
 }
