@@ -4,7 +4,7 @@
 //! history-log appends, tx root, state root).
 //!
 //! ```sh
-//! cargo bench -p ledger --bench execute
+//! cargo bench --workspace --bench execute   # (-p ledger alone would rebuild RocksDB with other features)
 //! ```
 //!
 //! Target (issue 2): verify+apply ≥ 30,000 tx/s on one core. Throughput is per

@@ -2,8 +2,8 @@
 //! bundles verified offline, and block commits (1,000 transactions in one synced batch).
 //!
 //! ```sh
-//! cargo bench -p ledger --bench store
-//! GOVLEDGER_BENCH_RECORDS=200000 cargo bench -p ledger --bench store   # a smaller store
+//! cargo bench --workspace --bench store
+//! GOVLEDGER_BENCH_RECORDS=200000 cargo bench --workspace --bench store   # a smaller store
 //! ```
 //!
 //! The store is built once per run in a temporary directory: a catalogue block, then
@@ -17,7 +17,7 @@ mod common;
 use common::{StoreChain, randoms};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use ledger::hash::Hash;
-use ledger::proof::ProofBundle;
+use ledger::proof::{ProofBundle, Verifier};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ const RECORDS_DEFAULT: usize = 1_000_000;
 const QUERIES: usize = 4096;
 /// Bundles prepared for the verification benchmark.
 const BUNDLES: usize = 256;
+/// Bundles verified together by one verifier.
+const MANY: usize = 256;
 
 fn records() -> usize {
     std::env::var("GOVLEDGER_BENCH_RECORDS")
@@ -103,6 +105,29 @@ fn bench_store(c: &mut Criterion) {
             j = (j + 1) % BUNDLES;
             let bundle = ProofBundle::from_json(&jsons[j]).expect("parses");
             black_box(bundle.verify(&genesis, None).expect("verifies"))
+        })
+    });
+    group.finish();
+
+    // Many bundles at once, as a portal or an auditor checks them: records of the 4 latest
+    // blocks, one fresh verifier per batch (certificates verified once per block, record
+    // signatures in one batch). Throughput is per bundle.
+    let recent: Vec<ProofBundle> = randoms(13)
+        .take(MANY)
+        .map(|r| {
+            let tail = (4 * common::BLOCK_TXS).min(chain.ids.len());
+            let id = chain.ids[chain.ids.len() - 1 - (r as usize % tail)];
+            chain.store.proof_bundle(&genesis, &id).unwrap().unwrap()
+        })
+        .collect();
+    let mut group = c.benchmark_group(format!("store/{}k_records", n / 1000));
+    group.throughput(Throughput::Elements(MANY as u64));
+    group.bench_function("bundle_verify_many_256_of_4_blocks", |b| {
+        b.iter(|| {
+            let verifier = Verifier::new(&genesis).expect("genesis");
+            let results = verifier.verify_many(&recent);
+            assert!(results.iter().all(Result::is_ok));
+            black_box(results)
         })
     });
     group.finish();

@@ -11,7 +11,8 @@
 //! | `commits` | height (u64 BE) | canonical commit-certificate bytes |
 //! | `txs` | leaf index (u64 BE) | canonical signed-transaction bytes |
 //! | `txids` | record id | [`TxLocation`] |
-//! | `log` | [`NodeId::key`] | 32-byte node hash |
+//! | `log` | [`NodeId::key`] of a node of level ≥ [`LOG_MEMORY_LEVEL_FIRST`] | 32-byte node hash |
+//! | `leaves` | chunk number (u64 BE) | the chunk's leaf hashes, 32 bytes each, at most [`LEAF_CHUNK`] |
 //! | `state` | state key | state value |
 //! | `index` | index key (see [`crate::index`]) | empty |
 //! | `valsets` | activation height (u64 BE) | validator set |
@@ -46,15 +47,18 @@ const CF_STATE: &str = "state";
 const CF_INDEX: &str = "index";
 const CF_VALSETS: &str = "valsets";
 const CF_NODE: &str = "node";
-const ALL_CFS: [&str; 10] = [
+const CF_LEAVES: &str = "leaves";
+const ALL_CFS: [&str; 11] = [
     CF_META, CF_HEADERS, CF_COMMITS, CF_TXS, CF_TXIDS, CF_LOG, CF_STATE, CF_INDEX, CF_VALSETS,
-    CF_NODE,
+    CF_NODE, CF_LEAVES,
 ];
 
 const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_TIP: &[u8] = b"tip";
 const KEY_SCHEMA: &[u8] = b"schema";
-const SCHEMA_VERSION: u32 = 1;
+/// 2: the history log's nodes below [`LOG_MEMORY_LEVEL_FIRST`] are not stored; the leaves
+/// are, in chunks of [`LEAF_CHUNK`] (`leaves`).
+const SCHEMA_VERSION: u32 = 2;
 
 /// Memory for all memtables together.
 pub const MEMTABLE_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -152,6 +156,9 @@ pub struct Page {
 pub struct Store {
     db: DB,
     chain_id: String,
+    /// The upper levels of the history log (filled at open, extended after each synced
+    /// commit).
+    log_memory: std::sync::RwLock<LogMemory>,
 }
 
 fn be(n: u64) -> [u8; 8] {
@@ -190,7 +197,7 @@ impl Store {
         let cfs = ALL_CFS.iter().map(|name| {
             let (compress, bloom) = match *name {
                 // Hashes do not compress.
-                CF_LOG | CF_TXIDS => (false, true),
+                CF_LOG | CF_TXIDS | CF_LEAVES => (false, true),
                 CF_STATE => (true, true),
                 _ => (true, false),
             };
@@ -200,8 +207,10 @@ impl Store {
         let store = Store {
             db,
             chain_id: genesis.chain_id.clone(),
+            log_memory: Default::default(),
         };
         store.init(genesis)?;
+        store.load_log_memory()?;
         Ok(store)
     }
 
@@ -211,6 +220,27 @@ impl Store {
             Some(cf) => cf,
             None => unreachable!("column family {name} is created at open"),
         }
+    }
+
+    /// Reads the stored log nodes of the levels [`LogMemory`] holds.
+    fn load_log_memory(&self) -> Result<()> {
+        let mut memory = LogMemory::for_size(self.stored_tip()?.log_size);
+        let from = NodeId::new(memory.min_level(), 0).key();
+        for item in self.db.iterator_cf(
+            self.cf(CF_LOG),
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
+            let (k, v) = item?;
+            let (Some(id), Ok(h)) = (NodeId::from_key(&k), <[u8; 32]>::try_from(v.as_ref())) else {
+                return Err(StoreError::Corrupt {
+                    what: "history log node",
+                    source: DecodeError::Malformed("bad key or value length".into()),
+                });
+            };
+            memory.push(id, Hash(h));
+        }
+        *self.log_memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
+        Ok(())
     }
 
     fn sync_write(&self, batch: WriteBatch) -> Result<()> {
@@ -317,8 +347,11 @@ impl Store {
         }
         let cf_log = self.cf(CF_LOG);
         for (id, hash) in &executed.log_nodes {
-            batch.put_cf(cf_log, id.key(), hash.0);
+            if id.level >= LOG_MEMORY_LEVEL_FIRST {
+                batch.put_cf(cf_log, id.key(), hash.0);
+            }
         }
+        self.put_leaf_chunks(&mut batch, executed)?;
         let cf_state = self.cf(CF_STATE);
         for (k, v) in &executed.writes {
             match v {
@@ -341,7 +374,13 @@ impl Store {
             log_size: executed.header.log_size,
         };
         batch.put_cf(self.cf(CF_META), KEY_TIP, codec::encode(&new_tip));
-        self.sync_write(batch)
+        self.sync_write(batch)?;
+        // Only what is durably committed enters the memory copy.
+        let mut memory = self.log_memory.write().unwrap_or_else(|p| p.into_inner());
+        for (id, hash) in &executed.log_nodes {
+            memory.push(*id, *hash);
+        }
+        Ok(())
     }
 
     /// The header at `height`.
@@ -591,18 +630,147 @@ impl Store {
     }
 }
 
+impl Store {
+    fn memory_node(&self, id: NodeId) -> Option<Hash> {
+        self.log_memory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+    }
+
+    /// The stored leaves `[chunk·LEAF_CHUNK, …)` of one chunk (fewer than [`LEAF_CHUNK`] for
+    /// the chunk at the log's right edge; none beyond it).
+    fn leaf_chunk(&self, chunk: u64) -> Result<Vec<Hash>, LogError> {
+        let v = self
+            .db
+            .get_pinned_cf(self.cf(CF_LEAVES), be(chunk))
+            .map_err(|e| LogError::Storage(e.to_string()))?;
+        let Some(v) = v else {
+            return Ok(Vec::new());
+        };
+        if v.len() % Hash::LEN != 0 || v.len() > LEAF_CHUNK as usize * Hash::LEN {
+            return Err(LogError::Storage(format!(
+                "leaf chunk {chunk} has {} bytes",
+                v.len()
+            )));
+        }
+        Ok(v.chunks_exact(Hash::LEN)
+            .map(|c| {
+                let mut h = [0u8; Hash::LEN];
+                h.copy_from_slice(c);
+                Hash(h)
+            })
+            .collect())
+    }
+
+    /// Writes the leaf chunks a block touches: the block's leaves appended to the chunk at
+    /// the log's right edge (rewritten as it fills), then whole new chunks.
+    fn put_leaf_chunks(&self, batch: &mut WriteBatch, executed: &ExecutedBlock) -> Result<()> {
+        let mut leaf = executed.first_leaf_index();
+        let leaves = executed.log_nodes.iter().filter(|(id, _)| id.level == 0);
+        let mut chunk = leaf / LEAF_CHUNK;
+        let mut row: Vec<u8> = Vec::with_capacity(LEAF_CHUNK as usize * Hash::LEN);
+        if !leaf.is_multiple_of(LEAF_CHUNK) {
+            let stored = self.leaf_chunk(chunk)?;
+            if stored.len() as u64 != leaf % LEAF_CHUNK {
+                return Err(StoreError::Corrupt {
+                    what: "history log leaf chunk",
+                    source: DecodeError::Malformed(format!(
+                        "chunk {chunk} holds {} leaves, expected {}",
+                        stored.len(),
+                        leaf % LEAF_CHUNK
+                    )),
+                });
+            }
+            for h in stored {
+                row.extend_from_slice(&h.0);
+            }
+        }
+        let cf = self.cf(CF_LEAVES);
+        for (id, hash) in leaves {
+            debug_assert_eq!(id.index, leaf);
+            row.extend_from_slice(&hash.0);
+            leaf += 1;
+            if leaf.is_multiple_of(LEAF_CHUNK) {
+                batch.put_cf(cf, be(chunk), &row);
+                row.clear();
+                chunk += 1;
+            }
+        }
+        if !row.is_empty() {
+            batch.put_cf(cf, be(chunk), &row);
+        }
+        Ok(())
+    }
+}
+
+fn node_value(level: u8, index: u64, v: Option<&[u8]>) -> Result<Hash, LogError> {
+    let v = v.ok_or(LogError::MissingNode { level, index })?;
+    let arr: [u8; 32] = v
+        .try_into()
+        .map_err(|_| LogError::Storage(format!("node ({level}, {index}) is not 32 bytes")))?;
+    Ok(Hash(arr))
+}
+
 impl NodeReader for Store {
+    /// Three sources, cheapest first: the upper levels from memory; a node below
+    /// [`LOG_MEMORY_LEVEL_FIRST`] as the MTH of its leaves, read with one point lookup per
+    /// [`LEAF_CHUNK`]-leaf chunk (a proof's low siblings share one chunk); any other node in
+    /// one RocksDB multi-get.
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LogError> {
+        let mut out: Vec<Option<Hash>> = ids.iter().map(|id| self.memory_node(*id)).collect();
+        let mut chunks: Vec<(u64, Vec<Hash>)> = Vec::new();
+        let mut point = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            if id.level >= log_memory::LOG_MEMORY_LEVEL_FIRST {
+                point.push(i);
+                continue;
+            }
+            let width = 1u64 << id.level;
+            let first = id.index * width;
+            let chunk = first / LEAF_CHUNK;
+            let leaves = match chunks.iter().position(|(c, _)| *c == chunk) {
+                Some(p) => &chunks[p].1,
+                None => {
+                    chunks.push((chunk, self.leaf_chunk(chunk)?));
+                    &chunks[chunks.len() - 1].1
+                }
+            };
+            let from = (first - chunk * LEAF_CHUNK) as usize;
+            let Some(span) = leaves.get(from..from + width as usize) else {
+                return Err(LogError::MissingNode {
+                    level: id.level,
+                    index: id.index,
+                });
+            };
+            out[i] = Some(history_log::merkle_root(span));
+        }
+        if !point.is_empty() {
+            let keys: Vec<[u8; NodeId::KEY_LEN]> = point.iter().map(|i| ids[*i].key()).collect();
+            let got = self.db.batched_multi_get_cf(self.cf(CF_LOG), &keys, false);
+            for (i, r) in point.iter().zip(got) {
+                let v = r.map_err(|e| LogError::Storage(e.to_string()))?;
+                out[*i] = Some(node_value(ids[*i].level, ids[*i].index, v.as_deref())?);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
     fn node(&self, level: u8, index: u64) -> Result<Hash, LogError> {
+        if let Some(h) = self.memory_node(NodeId::new(level, index)) {
+            return Ok(h);
+        }
+        if level < LOG_MEMORY_LEVEL_FIRST {
+            return self.nodes(&[NodeId::new(level, index)]).map(|v| v[0]);
+        }
         let v = self
             .db
             .get_pinned_cf(self.cf(CF_LOG), NodeId::new(level, index).key())
-            .map_err(|e| LogError::Storage(e.to_string()))?
-            .ok_or(LogError::MissingNode { level, index })?;
-        let arr: [u8; 32] = v
-            .as_ref()
-            .try_into()
-            .map_err(|_| LogError::Storage(format!("node ({level}, {index}) is not 32 bytes")))?;
-        Ok(Hash(arr))
+            .map_err(|e| LogError::Storage(e.to_string()))?;
+        node_value(level, index, v.as_deref())
     }
 }
 
@@ -630,6 +798,9 @@ impl StoreState<'_> {
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
     codec::decode_prefix_exact(bytes).map_err(|source| StoreError::Corrupt { what, source })
 }
+
+mod log_memory;
+pub use log_memory::{LEAF_CHUNK, LOG_MEMORY_BYTES_MAX, LOG_MEMORY_LEVEL_FIRST, LogMemory};
 
 #[cfg(test)]
 mod tests;

@@ -54,17 +54,29 @@ pub trait NodeReader {
     /// The hash of node `(level, index)`: [`LogError::MissingNode`] if it is not stored (its
     /// leaves are not all in the log yet), [`LogError::Storage`] if the store failed.
     fn node(&self, level: u8, index: u64) -> Result<Hash, LogError>;
+
+    /// The hashes of several nodes, in the order asked, with the errors of [`Self::node`].
+    /// A store overrides it to read them in one batch (a proof needs ~log n nodes at once).
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LogError> {
+        ids.iter().map(|id| self.node(id.level, id.index)).collect()
+    }
 }
 
 impl<R: NodeReader + ?Sized> NodeReader for &R {
     fn node(&self, level: u8, index: u64) -> Result<Hash, LogError> {
         (**self).node(level, index)
     }
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LogError> {
+        (**self).nodes(ids)
+    }
 }
 
 impl<R: NodeReader + ?Sized> NodeReader for Box<R> {
     fn node(&self, level: u8, index: u64) -> Result<Hash, LogError> {
         (**self).node(level, index)
+    }
+    fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LogError> {
+        (**self).nodes(ids)
     }
 }
 
@@ -111,20 +123,34 @@ pub(crate) fn range_hash(
     len: u64,
     reader: &(impl NodeReader + ?Sized),
 ) -> Result<Hash, LogError> {
+    let mut ids = Vec::with_capacity(len.count_ones() as usize);
+    range_nodes(start, len, &mut ids);
+    Ok(fold_range(&reader.nodes(&ids)?))
+}
+
+/// The stored nodes whose fold is `MTH(D[start:start+len])` (see [`range_hash`]): the
+/// complete aligned subtrees of the binary decomposition of `len`, **right to left**.
+pub(crate) fn range_nodes(start: u64, len: u64, out: &mut Vec<NodeId>) {
     debug_assert!(len >= 1);
     // Walk the decomposition from the right: the lowest set bit of `len` is the last subtree.
     let mut end = start + len;
     let mut bits = len;
-    let mut acc: Option<Hash> = None;
     while bits != 0 {
         let level = bits.trailing_zeros();
         bits &= bits - 1;
         end -= 1u64 << level;
-        let h = reader.node(level as u8, end >> level)?;
+        out.push(NodeId::new(level as u8, end >> level));
+    }
+}
+
+/// Folds the hashes of [`range_nodes`] (right to left) into the range's MTH.
+pub(crate) fn fold_range(hashes: &[Hash]) -> Hash {
+    let mut acc: Option<Hash> = None;
+    for h in hashes {
         acc = Some(match acc {
-            None => h,
-            Some(right) => node_hash(&h, &right),
+            None => *h,
+            Some(right) => node_hash(h, &right),
         });
     }
-    Ok(acc.unwrap_or_else(super::empty_root))
+    acc.unwrap_or_else(super::empty_root)
 }

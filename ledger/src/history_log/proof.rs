@@ -1,7 +1,7 @@
 //! Roots at past sizes and the RFC 9162 proofs, produced from stored nodes.
 
 use super::largest_power_of_two_below;
-use super::node::{LogError, NodeReader, range_hash};
+use super::node::{LogError, NodeId, NodeReader, fold_range, range_hash, range_nodes};
 use crate::hash::Hash;
 
 /// MTH of the first `size` leaves of the log: [`super::empty_root`] for 0, otherwise the
@@ -110,11 +110,32 @@ pub fn inclusion_proof(
     if index >= size {
         return Err(LogError::IndexOutOfRange { index, size });
     }
-    let mut path = Vec::with_capacity(64);
-    for_each_inclusion_range(index, size, |start, len| {
-        path.push(range_hash(start, len, reader)?);
+    let mut ranges = Vec::with_capacity(64);
+    for_each_inclusion_range::<LogError>(index, size, |start, len| {
+        ranges.push((start, len));
         Ok(())
     })?;
+    proof_from_ranges(&ranges, reader)
+}
+
+/// The MTHs of `ranges` (root down), bottom-up, with every node read in one batch.
+fn proof_from_ranges(
+    ranges: &[(u64, u64)],
+    reader: &(impl NodeReader + ?Sized),
+) -> Result<Vec<Hash>, LogError> {
+    let mut ids: Vec<NodeId> = Vec::with_capacity(ranges.len() + 64);
+    let mut ends = Vec::with_capacity(ranges.len());
+    for &(start, len) in ranges {
+        range_nodes(start, len, &mut ids);
+        ends.push(ids.len());
+    }
+    let hashes = reader.nodes(&ids)?;
+    let mut path = Vec::with_capacity(ranges.len());
+    let mut from = 0;
+    for end in ends {
+        path.push(fold_range(&hashes[from..end]));
+        from = end;
+    }
     path.reverse();
     Ok(path)
 }
@@ -139,13 +160,12 @@ pub fn consistency_proof(
     if old_size == 0 || old_size == new_size {
         return Ok(Vec::new());
     }
-    let mut path = Vec::with_capacity(64);
-    for_each_consistency_range(old_size, new_size, |start, len| {
-        path.push(range_hash(start, len, reader)?);
+    let mut ranges = Vec::with_capacity(64);
+    for_each_consistency_range::<LogError>(old_size, new_size, |start, len| {
+        ranges.push((start, len));
         Ok(())
     })?;
-    path.reverse();
-    Ok(path)
+    proof_from_ranges(&ranges, reader)
 }
 
 #[cfg(test)]

@@ -357,3 +357,61 @@ fn crash_between_blocks() {
         assert!(store.header(tip.height + 1).unwrap().is_none());
     }
 }
+
+/// The upper levels of the log are served from memory (filled by commits, and again at
+/// open): proofs and roots must equal the reference log's at every size, before and after
+/// reopening, and a size beyond the log must still be refused.
+#[test]
+fn proofs_through_the_memory_levels_match_the_reference() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let per_block = 97u64;
+    let blocks = 12u64; // 1,164 leaves: levels up to 10, so several nodes at levels ≥ 8
+    let mut reference = history_log::MemoryLog::new();
+    let check = |store: &Store, reference: &history_log::MemoryLog| {
+        let n = reference.size();
+        for size in [1, 255, 256, 257, 511, 512, 513, 1000, n] {
+            assert_eq!(
+                store.log_root_at(size).unwrap(),
+                reference.root_at(size).unwrap()
+            );
+            for leaf in [0, size / 3, size / 2, size - 1] {
+                assert_eq!(
+                    store.inclusion_proof(leaf, size).unwrap(),
+                    reference.inclusion_proof(leaf, size).unwrap(),
+                    "leaf {leaf} size {size}"
+                );
+            }
+            for old in [1, 256, 300, size] {
+                if old <= size {
+                    assert_eq!(
+                        store.consistency_proof(old, size).unwrap(),
+                        reference.consistency_proof(old, size).unwrap()
+                    );
+                }
+            }
+        }
+        assert!(matches!(
+            store.inclusion_proof(0, n + 300),
+            Err(StoreError::Log(LogError::MissingNode { .. }))
+        ));
+    };
+    {
+        let store = Store::open(dir.path(), &f.genesis).unwrap();
+        for b in 0..blocks {
+            let ex = commit_anchors(&f, &store, b * per_block, per_block);
+            for vtx in &ex.txs {
+                reference.push(vtx.id());
+            }
+        }
+        check(&store, &reference);
+    }
+    let store = Store::open(dir.path(), &f.genesis).unwrap();
+    check(&store, &reference);
+    // The chunk at the right edge keeps filling after a reopen.
+    let ex = commit_anchors(&f, &store, blocks * per_block, 21);
+    for vtx in &ex.txs {
+        reference.push(vtx.id());
+    }
+    check(&store, &reference);
+}
