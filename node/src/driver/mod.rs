@@ -90,6 +90,9 @@ pub struct Driver {
     peer_heights: BTreeMap<PublicKey, u64>,
     /// The peer whose sync request failed last (skipped when another is as high).
     sync_failed_last: Option<PublicKey>,
+    /// Proposals and votes of the height after the one in progress, which peers that
+    /// committed first have already started: handled once this node commits.
+    next_height: NextHeightBuffer,
     /// Evidence already turned into a transaction.
     evidence_sent: BTreeSet<ledger::vote::EquivocationKey>,
     /// The peer whose message is being handled (for reporting invalid input).
@@ -162,6 +165,7 @@ impl Driver {
             tip_committed_at: tokio::time::Instant::now(),
             peer_heights: BTreeMap::new(),
             sync_failed_last: None,
+            next_height: NextHeightBuffer::default(),
             evidence_sent: BTreeSet::new(),
             current_sender: None,
             intake,
@@ -175,6 +179,7 @@ impl Driver {
         let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.replay_next_height();
             self.maybe_start_height();
             self.maybe_propose();
             let deadline = self
@@ -684,6 +689,10 @@ impl Driver {
                 }
                 if proposal.height > next {
                     self.note_peer_height(from, proposal.height - 1);
+                    if proposal.height == next + 1 {
+                        self.next_height
+                            .push(from, GossipMsg::Proposal { proposal, block });
+                    }
                     return;
                 }
                 if block.hash() != proposal.block_hash {
@@ -715,6 +724,9 @@ impl Driver {
                 let next = self.tip.height + 1;
                 if v.height > next {
                     self.note_peer_height(from, v.height - 1);
+                    if v.height == next + 1 {
+                        self.next_height.push(from, GossipMsg::Vote(v));
+                    }
                     return;
                 }
                 if v.height < next {
@@ -740,6 +752,30 @@ impl Driver {
     /// path).
     fn on_peer_txs(&mut self, from: PublicKey, txs: Vec<ledger::SignedTx>) {
         self.intake.submit(from, txs);
+    }
+
+    /// Handles the buffered messages of the height now in progress (after a commit);
+    /// anything older is dropped.
+    fn replay_next_height(&mut self) {
+        if self.next_height.is_empty() {
+            return;
+        }
+        let next = self.tip.height + 1;
+        for (from, msg) in self.next_height.take() {
+            let height = match &msg {
+                GossipMsg::Proposal { proposal, .. } => proposal.height,
+                GossipMsg::Vote(v) => v.height,
+                _ => continue,
+            };
+            if height == next {
+                self.current_sender = Some(from);
+                self.on_gossip(from, msg);
+                self.current_sender = None;
+            } else if height > next {
+                // Still ahead (this node has not committed yet): keep it.
+                self.next_height.push(from, msg);
+            }
+        }
     }
 
     fn note_peer_height(&mut self, peer: PublicKey, height: u64) {
@@ -783,47 +819,56 @@ impl Driver {
     /// Fetches and commits blocks from `peer` until this node reaches `target` (or the
     /// peer stops helping). Every block's certificate is checked against the validator set
     /// in force at its height, and the block is executed and checked like a proposal.
+    ///
+    /// A pipeline of two stages: while one batch of blocks is executed and committed here,
+    /// the next batch is already fetched and its transactions' signatures verified on a
+    /// blocking thread, so that catching up uses two cores.
     async fn sync_from(&mut self, peer: PublicKey, target: u64) {
         self.set_syncing(true);
         info!(%peer, from = self.tip.height + 1, target, "catching up");
         let mut failed = false;
-        while self.tip.height < target {
-            let req = SyncRequest {
-                from_height: self.tip.height + 1,
-                count: SYNC_BLOCKS_MAX,
-            };
-            let resp: SyncResponse = match tokio::time::timeout(
-                SYNC_TIMEOUT,
-                self.net.request_blocks(peer, req),
-            )
-            .await
-            {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    warn!(%peer, error = %e, "sync request failed");
-                    failed = true;
-                    break;
+        let mut next_from = self.tip.height + 1;
+        let mut verifying: Option<tokio::task::JoinHandle<Vec<SyncedBlock>>> = None;
+        loop {
+            // Stage 1: fetch the next batch and start verifying it.
+            let mut fetched = None;
+            if next_from <= target {
+                match self.fetch_blocks(peer, next_from).await {
+                    Ok(blocks) if !blocks.is_empty() => {
+                        next_from += blocks.len() as u64;
+                        let mempool = self.app.mempool.clone();
+                        fetched = Some(tokio::task::spawn_blocking(move || {
+                            verify_synced(blocks, |id| mempool.get(id))
+                        }));
+                    }
+                    // An empty answer: it announced a height it does not serve.
+                    Ok(_) | Err(()) => failed = true,
                 }
-                Err(_) => {
-                    warn!(%peer, "sync request timed out");
-                    failed = true;
-                    break;
-                }
-            };
-            if resp.blocks.is_empty() {
-                // It announced a height it does not serve.
-                failed = true;
-                break;
             }
-            for cb in resp.blocks {
-                if let Err(reason) = self.apply_synced(&cb) {
-                    warn!(%peer, height = cb.block.header.height, %reason, "synced block refused");
-                    self.net.report_invalid(peer, "invalid synced block");
+            // Stage 2: execute and commit the batch verified before.
+            if let Some(handle) = verifying.take() {
+                let Ok(batch) = handle.await else {
                     failed = true;
                     break;
+                };
+                for sb in batch {
+                    let height = sb.block.block.header.height;
+                    if let Err(reason) = self.apply_synced(sb) {
+                        warn!(%peer, height, %reason, "synced block refused");
+                        self.net.report_invalid(peer, "invalid synced block");
+                        failed = true;
+                        break;
+                    }
                 }
             }
             if failed {
+                if let Some(h) = fetched {
+                    h.abort();
+                }
+                break;
+            }
+            verifying = fetched;
+            if verifying.is_none() {
                 break;
             }
         }
@@ -839,7 +884,28 @@ impl Driver {
         self.set_syncing(false);
     }
 
-    fn apply_synced(&mut self, cb: &CommittedBlock) -> Result<(), String> {
+    /// One sync request; `Err` (logged) if the peer failed or timed out.
+    async fn fetch_blocks(&self, peer: PublicKey, from: u64) -> Result<Vec<CommittedBlock>, ()> {
+        let req = SyncRequest {
+            from_height: from,
+            count: SYNC_BLOCKS_MAX,
+        };
+        match tokio::time::timeout(SYNC_TIMEOUT, self.net.request_blocks(peer, req)).await {
+            Ok(Ok(SyncResponse { blocks, .. })) => Ok(blocks),
+            Ok(Err(e)) => {
+                warn!(%peer, error = %e, "sync request failed");
+                Err(())
+            }
+            Err(_) => {
+                warn!(%peer, "sync request timed out");
+                Err(())
+            }
+        }
+    }
+
+    fn apply_synced(&mut self, sb: SyncedBlock) -> Result<(), String> {
+        let cb = sb.block;
+        let txs = sb.txs?;
         let h = cb.block.header.height;
         if h != self.tip.height + 1 {
             return Err(format!("expected height {}, got {h}", self.tip.height + 1));
@@ -850,11 +916,9 @@ impl Driver {
             .map_err(|e| format!("commit certificate: {e}"))?;
         let store = self.store.clone();
         let tip = self.tip.clone();
-        let mempool = self.app.mempool.clone();
-        let block = cb.block.clone();
+        let header = &cb.block.header;
         let executed = tokio::task::block_in_place(move || {
-            let txs = verify_block_txs(&block, |id| mempool.get(id))?;
-            execute_block(store.state(), &tip, &block.header, txs).map_err(|e| e.to_string())
+            execute_block(store.state(), &tip, header, txs).map_err(|e| e.to_string())
         })?;
         self.commit(&executed, &cb.commit)
             .map_err(|e| e.to_string())?;
@@ -888,6 +952,26 @@ impl Driver {
 
 /// The block's transactions as verified transactions: those the mempool verified already
 /// are reused; the rest are verified in one batch.
+/// A block fetched by sync, with its transactions' signatures checked (or why not).
+struct SyncedBlock {
+    block: CommittedBlock,
+    txs: Result<Vec<VerifiedTx>, String>,
+}
+
+/// Verifies the transactions of fetched blocks (see [`verify_block_txs`]).
+fn verify_synced(
+    blocks: Vec<CommittedBlock>,
+    known: impl Fn(&Hash) -> Option<VerifiedTx>,
+) -> Vec<SyncedBlock> {
+    blocks
+        .into_iter()
+        .map(|block| SyncedBlock {
+            txs: verify_block_txs(&block.block, &known),
+            block,
+        })
+        .collect()
+}
+
 fn verify_block_txs(
     block: &Block,
     known: impl Fn(&Hash) -> Option<VerifiedTx>,
@@ -927,6 +1011,42 @@ pub fn allowed_peers(store: &Store) -> anyhow::Result<BTreeSet<PublicKey>> {
         }
     }
     Ok(keys)
+}
+
+/// Most buffered next-height messages.
+pub const NEXT_HEIGHT_MSGS_MAX: usize = 256;
+/// Most buffered next-height proposals (each carries its block).
+pub const NEXT_HEIGHT_PROPOSALS_MAX: usize = 4;
+
+/// Bounded buffer of the next height's proposals and votes, in arrival order. When full, new
+/// messages are dropped (re-gossip and block sync recover them).
+#[derive(Default)]
+struct NextHeightBuffer {
+    msgs: Vec<(PublicKey, GossipMsg)>,
+    proposals: usize,
+}
+
+impl NextHeightBuffer {
+    fn push(&mut self, from: PublicKey, msg: GossipMsg) {
+        let is_proposal = matches!(msg, GossipMsg::Proposal { .. });
+        if self.msgs.len() >= NEXT_HEIGHT_MSGS_MAX
+            || (is_proposal && self.proposals >= NEXT_HEIGHT_PROPOSALS_MAX)
+        {
+            debug!(%from, "next-height buffer full; message dropped");
+            return;
+        }
+        self.proposals += usize::from(is_proposal);
+        self.msgs.push((from, msg));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    fn take(&mut self) -> Vec<(PublicKey, GossipMsg)> {
+        self.proposals = 0;
+        std::mem::take(&mut self.msgs)
+    }
 }
 
 /// The peer to catch up from: the highest reported height above `tip`. Ties go to the
@@ -976,6 +1096,24 @@ mod sync_peer_tests {
     fn the_highest_peer_is_chosen() {
         let m = BTreeMap::from([(key(1), 7), (key(2), 9), (key(3), 8)]);
         assert_eq!(pick_sync_peer(&m, 5, None), Some((key(2), 9)));
+    }
+
+    #[test]
+    fn the_next_height_buffer_is_bounded_and_drains_in_order() {
+        let mut b = NextHeightBuffer::default();
+        for i in 0..NEXT_HEIGHT_MSGS_MAX as u64 + 10 {
+            b.push(
+                key(1),
+                GossipMsg::Status {
+                    height: i,
+                    round: 0,
+                },
+            );
+        }
+        let got = b.take();
+        assert_eq!(got.len(), NEXT_HEIGHT_MSGS_MAX);
+        assert!(matches!(got[0].1, GossipMsg::Status { height: 0, .. }));
+        assert!(b.is_empty());
     }
 
     /// The e2e `pause` scenario: the first peer to announce the next height was frozen; the
