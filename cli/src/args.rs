@@ -134,6 +134,22 @@ governance proposes adding a department and never votes.
         exit_codes_text!()
     ))]
     Bench(BenchArgs),
+    /// Measure proof bundles served over HTTP per second, and offline verification.
+    #[command(after_help = concat!(
+        "Examples:
+  govledger bench --nodes URL,... --keys DIR --max --duration 30 --acks-out acks.txt
+  govledger bench-proofs --nodes http://127.0.0.1:29100 --ids acks.txt --duration 20 \\
+      --concurrency 8 --genesis testnet/local/genesis.json
+
+Ids are committed record ids, one hex per line (what `bench --acks-out` writes). The node's
+per-client API rate limit ([api] rate_limit_per_sec, default 2000) applies: raise it on the
+measured node, or answers are counted as rate limited. With --genesis, the bundles received
+are then verified offline, one at a time and in batches, and every one must verify.
+
+",
+        exit_codes_text!()
+    ))]
+    BenchProofs(BenchProofsArgs),
 }
 
 /// `--node`.
@@ -1039,6 +1055,40 @@ pub struct BenchArgs {
     pub quiet: bool,
 }
 
+/// `bench-proofs`.
+#[derive(Debug, Args)]
+pub struct BenchProofsArgs {
+    /// Node API URLs, comma-separated; connection i asks node i mod n.
+    #[arg(
+        long,
+        value_name = "URL,URL,...",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub nodes: Vec<String>,
+    /// File of committed record ids, one hex per line.
+    #[arg(long, value_name = "FILE")]
+    pub ids: PathBuf,
+    /// The measured window (units ms, s, m; a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = crate::bench::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Requests before the measured window, not counted.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::bench::parse_duration_or_zero)]
+    pub warmup: std::time::Duration,
+    /// Concurrent connections (threads).
+    #[arg(long, value_name = "C", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Verify the bundles received offline against this genesis.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// Most bundles verified offline.
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    pub verify_max: usize,
+    /// Do not print progress to stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1115,6 +1165,9 @@ mod tests {
         ok("checkpoint --out cp.json");
         ok("audit --genesis g.json --checkpoint cp.json --json");
         ok("bench --nodes http://a:1,http://b:2 --keys dir --rate 2000 --duration 60");
+        ok(
+            "bench-proofs --nodes http://a:1 --ids acks.txt --duration 5 --concurrency 4 --genesis g.json",
+        );
         ok(
             "bench --nodes http://a:1 --keys dir --max --duration 1m --mix 1:1:1:1:0:1 --warmup 0 --json --acks-out a.txt --batch 500 --concurrency 2 --inflight 8000 --drain 10s --presign 1000 --poll 50ms --quiet",
         );

@@ -60,7 +60,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Checkpoint(a) => checkpoint_cmd(out, a),
         Command::Audit(a) => audit_cmd(out, a),
         Command::Bench(a) => bench_cmd(out, a),
+        Command::BenchProofs(a) => bench_proofs_cmd(out, a),
     }
+}
+
+fn bench_proofs_cmd(out: Output, a: BenchProofsArgs) -> anyhow::Result<()> {
+    let report = crate::bench_proofs::run(&crate::bench_proofs::ProofBenchOptions {
+        nodes: a.nodes,
+        ids: a.ids,
+        duration: a.duration,
+        warmup: a.warmup,
+        concurrency: a.concurrency,
+        genesis: a.genesis,
+        verify_max: a.verify_max,
+        progress: !a.quiet,
+    })?;
+    out.show(&report, || crate::bench_proofs::summary(&report));
+    Ok(())
 }
 
 fn bench_cmd(out: Output, a: BenchArgs) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@
 //! * [`audit`]: full re-verification of a chain from genesis, with checkpoints.
 //! * [`testnet`]: a local N-validator network in one folder.
 //! * [`bench`]: the load generator (`govledger bench`).
+//! * [`bench_proofs`]: proof bundles served over HTTP and verified offline, per second.
 //! * [`output`], [`time`], [`exit`]: printing, time arguments, exit codes.
 
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod exit;
 pub mod args;
 pub mod audit;
 pub mod bench;
+pub mod bench_proofs;
 pub mod client;
 pub mod commands;
 pub mod keys;

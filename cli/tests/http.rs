@@ -286,3 +286,64 @@ fn checkpoint_then_audit_over_http() {
         text(&o)
     );
 }
+
+#[test]
+fn bench_proofs_serves_and_verifies_every_bundle() {
+    let (node, dir, genesis, _) = stub(false);
+    let mut ids = Vec::new();
+    {
+        let mut w = node.world.lock().unwrap();
+        for i in 0..3u8 {
+            ids.extend(w.block(vec![anchor(&[i]), anchor(&[i, 1]), anchor(&[i, 2])]));
+        }
+    }
+    let unknown = "ef".repeat(32);
+    let ids_file = dir.path().join("acks.txt");
+    let mut lines: Vec<String> = ids.iter().map(|id| id.to_hex()).collect();
+    lines.push(unknown);
+    std::fs::write(&ids_file, lines.join("\n") + "\n").unwrap();
+    let args = |genesis: &str| {
+        run(&[
+            "bench-proofs",
+            "--nodes",
+            &node.url,
+            "--ids",
+            ids_file.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "2",
+            "--genesis",
+            genesis,
+            "--quiet",
+            "--json",
+        ])
+    };
+    let o = args(&genesis);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let j = json(&o);
+    let serve = &j["serve"];
+    assert!(serve["ok"].as_u64().unwrap() > 0, "{j}");
+    assert_eq!(serve["failed"], 0, "{j}");
+    assert!(serve["bundles_per_s"].as_f64().unwrap() > 0.0, "{j}");
+    let verify = &j["verify"];
+    assert_eq!(verify["bundles"], serve["ok"], "{j}");
+    assert!(verify["blocks"].as_u64().unwrap() >= 1, "{j}");
+    assert!(verify["batched_per_s"].as_f64().unwrap() > 0.0, "{j}");
+
+    // Bundles of this chain do not verify against another chain's genesis.
+    let other = World::new("elsewhere");
+    let other_dir = tempfile::tempdir().unwrap();
+    let g2 = other.write_genesis(other_dir.path());
+    let o = args(g2.to_str().unwrap());
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("does not verify"), "{}", text(&o));
+
+    // A file that is not a list of ids.
+    std::fs::write(&ids_file, "not-an-id\n").unwrap();
+    let o = args(&genesis);
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("line 1"), "{}", text(&o));
+}

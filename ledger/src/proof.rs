@@ -29,7 +29,7 @@ pub struct HexBytes(pub Vec<u8>);
 impl Serialize for HexBytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&hex::encode(&self.0))
+            s.serialize_str(&crate::bytes::encode_hex(&self.0))
         } else {
             s.serialize_bytes(&self.0)
         }

@@ -63,6 +63,37 @@ impl Default for ApiConfig {
     }
 }
 
+/// `[store]`: RocksDB's memory budgets, most of the node's resident memory besides the
+/// mempool (see docs/operations.md, "Memory").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// All memtables together (default 64 MiB).
+    pub memtable_bytes: usize,
+    /// The block cache (default 32 MiB).
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let d = ledger::store::StoreOptions::default();
+        Self {
+            memtable_bytes: d.memtable_bytes,
+            block_cache_bytes: d.block_cache_bytes,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The store's options.
+    pub fn options(&self) -> ledger::store::StoreOptions {
+        ledger::store::StoreOptions {
+            memtable_bytes: self.memtable_bytes,
+            block_cache_bytes: self.block_cache_bytes,
+        }
+    }
+}
+
 /// The config file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +132,9 @@ pub struct Config {
     /// API limits.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Store memory budgets.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Test and fault-injection switches; never set in production.
     #[serde(default)]
     pub testing: TestingConfig,
@@ -146,6 +180,7 @@ impl Default for Config {
             log_format: LogFormat::Human,
             log_level: d_log_level(),
             mempool: MempoolConfig::default(),
+            store: StoreConfig::default(),
             api: ApiConfig::default(),
             testing: TestingConfig::default(),
         }
@@ -248,6 +283,15 @@ impl Config {
                 "rate limits must be positive (use a large value to effectively disable)",
             ));
         }
+        let store_min = ledger::store::STORE_MEMORY_BYTES_MIN;
+        for (field, v) in [
+            ("store.memtable_bytes", self.store.memtable_bytes),
+            ("store.block_cache_bytes", self.store.block_cache_bytes),
+        ] {
+            if v < store_min || v > 64 << 30 {
+                return Err(inv(field, "must be between 4 MiB (4194304) and 64 GiB"));
+            }
+        }
         if self.api.waiters_max == 0 {
             return Err(inv("api.waiters_max", "must be positive"));
         }
@@ -295,6 +339,16 @@ mod tests {
         std::fs::write(&p, "[mempool]\ntxs_max = 0\n").unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("mempool.txs_max"), "{e}");
+        std::fs::write(&p, "[store]\nblock_cache_bytes = 1024\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("store.block_cache_bytes"), "{e}");
+        std::fs::write(&p, "[store]\nmemtable_bytes = 33554432\n").unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.store.memtable_bytes, 32 << 20);
+        assert_eq!(
+            c.store.block_cache_bytes,
+            StoreConfig::default().block_cache_bytes
+        );
         let round = Config::default().to_toml();
         std::fs::write(&p, round).unwrap();
         Config::load(&p).unwrap();

@@ -6,6 +6,11 @@ use govledger_node::{dev, run};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// mimalloc returns freed pages to the system promptly; with glibc's per-thread arenas the
+/// large, short-lived buffers of block sync and proposals stayed resident.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "govledger-node",

@@ -16,6 +16,10 @@ pub const GOSSIP_TXS_MAX: usize = 4096;
 pub const SYNC_REQUEST_BYTES_MAX: usize = 1024;
 /// Largest sync response.
 pub const SYNC_RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// A responder stops adding blocks once a response reaches this size (one block may be
+/// larger): small enough that the two batches a catching-up node holds (one executing, one
+/// being verified) stay a few tens of MiB, large enough to amortise a round trip.
+pub const SYNC_RESPONSE_BYTES_TARGET: usize = 4 * 1024 * 1024;
 /// Most blocks asked for in one sync request.
 pub const SYNC_BLOCKS_MAX: u32 = 64;
 

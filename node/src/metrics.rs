@@ -52,6 +52,16 @@ pub struct Metrics {
     pub peer_messages_invalid: Counter,
     /// Gossiped transactions dropped because the intake queue was full.
     pub intake_dropped_txs: Counter,
+    /// Store memory by kind (`memtables`, `block_cache`, `table_readers`, `log_nodes`),
+    /// updated when scraped.
+    pub store_memory: Family<KindLabels, Gauge>,
+}
+
+/// Labels of store memory.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// What the bytes are.
+    pub kind: String,
 }
 
 impl Default for Metrics {
@@ -78,6 +88,7 @@ impl Metrics {
             txs_refused: Family::default(),
             peer_messages_invalid: Counter::default(),
             intake_dropped_txs: Counter::default(),
+            store_memory: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -133,7 +144,26 @@ impl Metrics {
             "Gossiped transactions dropped because the intake queue was full",
             m.intake_dropped_txs.clone(),
         );
+        registry.register(
+            "store_memory_bytes",
+            "Memory held by the store, by kind (memtables, block_cache, table_readers, log_nodes)",
+            m.store_memory.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Sets the store memory gauges.
+    pub fn set_store_memory(&self, m: ledger::store::StoreMemory) {
+        for (kind, v) in [
+            ("memtables", m.memtables),
+            ("block_cache", m.block_cache),
+            ("table_readers", m.table_readers),
+            ("log_nodes", m.log_nodes),
+        ] {
+            self.store_memory
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
     }
 
     /// The Prometheus text exposition.

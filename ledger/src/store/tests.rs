@@ -415,3 +415,33 @@ fn proofs_through_the_memory_levels_match_the_reference() {
     }
     check(&store, &reference);
 }
+
+#[test]
+fn memory_budgets_apply_and_memory_is_reported() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        memtable_bytes: 1, // raised to the minimum
+        block_cache_bytes: 8 * 1024 * 1024,
+    };
+    let store = Store::open_with(dir.path(), &f.genesis, options).unwrap();
+    let before = store.memory();
+    let mut nonce = 0;
+    for _ in 0..4 {
+        commit_anchors(&f, &store, nonce, 200);
+        nonce += 200;
+    }
+    let after = store.memory();
+    assert!(
+        after.memtables > before.memtables,
+        "{before:?} -> {after:?}"
+    );
+    // 800 leaves: levels 4.. hold 50 + 25 + 12 + 6 + 3 + 1 nodes of 32 bytes.
+    assert_eq!(after.log_nodes, (50 + 25 + 12 + 6 + 3 + 1) * 32);
+    assert_eq!(store.stored_tip().unwrap().log_size, 800);
+    drop(store);
+    // The same data opens with the default budgets.
+    let store = Store::open(dir.path(), &f.genesis).unwrap();
+    assert_eq!(store.stored_tip().unwrap().log_size, 800);
+    assert_eq!(store.memory().log_nodes, (50 + 25 + 12 + 6 + 3 + 1) * 32);
+}

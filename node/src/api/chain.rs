@@ -286,6 +286,7 @@ pub async fn metrics(State(st): State<ApiState>) -> Response {
         .set(i64::try_from(size.txs).unwrap_or(i64::MAX));
     m.mempool_bytes
         .set(i64::try_from(size.bytes).unwrap_or(i64::MAX));
+    m.set_store_memory(st.app.store.memory());
     let mut resp = m.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1021,9 +1021,21 @@ async fn status_genesis_health_and_metrics() {
         "govledger_api_requests_total{route=\"/healthz\",status=\"200\"} 1",
         "govledger_api_requests_total{route=\"unmatched\",status=\"404\"} 1",
         "govledger_mempool_txs 1",
+        "govledger_store_memory_bytes{kind=\"memtables\"}",
+        "govledger_store_memory_bytes{kind=\"block_cache\"}",
+        "govledger_store_memory_bytes{kind=\"table_readers\"}",
+        "govledger_store_memory_bytes{kind=\"log_nodes\"}",
     ] {
         assert!(text.contains(line), "{line} missing from\n{text}");
     }
+    // The genesis block wrote to the memtables.
+    let memtables = text
+        .lines()
+        .find(|l| l.starts_with("govledger_store_memory_bytes{kind=\"memtables\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    assert!(memtables > 0, "{text}");
 }
 
 #[tokio::test]

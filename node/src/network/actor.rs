@@ -7,7 +7,8 @@ use super::state::{GOSSIP_WAITING_PER_PEER_MAX, PeerGuard, PeerQueue, Push, Redi
 use super::{EVENTS_BACKLOG_MAX, NetError, NetEvent, Result, allowed_peers, peer_id_of};
 use crate::app::PeerInfo;
 use crate::messages::{
-    GossipMsg, SYNC_BLOCKS_MAX, SYNC_RESPONSE_BYTES_MAX, SyncRequest, SyncResponse,
+    GossipMsg, SYNC_BLOCKS_MAX, SYNC_RESPONSE_BYTES_MAX, SYNC_RESPONSE_BYTES_TARGET, SyncRequest,
+    SyncResponse,
 };
 use crate::metrics::Metrics;
 use futures::StreamExt;
@@ -700,8 +701,8 @@ impl Actor {
 }
 
 /// Committed blocks from `req.from_height`: at most `min(req.count, SYNC_BLOCKS_MAX)`, and
-/// stopping before the encoded response would exceed `SYNC_RESPONSE_BYTES_MAX` (but always
-/// at least one block if there is one).
+/// stopping before the encoded response would exceed `SYNC_RESPONSE_BYTES_MAX` or once it
+/// reaches `SYNC_RESPONSE_BYTES_TARGET` (but always at least one block if there is one).
 pub fn serve_blocks(store: &Store, req: SyncRequest) -> Result<SyncResponse, StoreError> {
     let tip_height = store.stored_tip()?.height;
     let mut resp = SyncResponse {
@@ -725,6 +726,9 @@ pub fn serve_blocks(store: &Store, req: SyncRequest) -> Result<SyncResponse, Sto
         }
         bytes += len;
         resp.blocks.push(block);
+        if bytes >= SYNC_RESPONSE_BYTES_TARGET {
+            break;
+        }
     }
     Ok(resp)
 }
