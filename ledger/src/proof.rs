@@ -618,6 +618,16 @@ impl Checkpoint {
     }
 }
 
+/// What every proof bundle of one block shares: the block's header with its certificate,
+/// and the validator-set changes from genesis up to it.
+#[derive(Clone, Debug)]
+pub struct BlockProofParts {
+    /// The header and certificate.
+    pub header: BundleHeader,
+    /// The validator-set changes.
+    pub validator_changes: Vec<ValidatorChange>,
+}
+
 #[cfg(feature = "rocksdb")]
 mod build {
     use super::*;
@@ -627,6 +637,27 @@ mod build {
     use crate::tx::GovAction;
 
     impl Store {
+        /// The shared parts of the bundles of block `height`, from the cache or the store.
+        fn block_proof_parts(
+            &self,
+            height: u64,
+        ) -> Result<std::sync::Arc<BlockProofParts>, StoreError> {
+            let lock = || self.proof_parts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(p) = lock().get(&height) {
+                return Ok(p.clone());
+            }
+            let parts = std::sync::Arc::new(BlockProofParts {
+                header: self.bundle_header(height)?,
+                validator_changes: self.validator_changes(height)?,
+            });
+            let mut cache = lock();
+            if cache.len() >= crate::store::PROOF_PARTS_CACHE_MAX {
+                cache.pop_first();
+            }
+            cache.insert(height, parts.clone());
+            Ok(parts)
+        }
+
         fn bundle_header(&self, height: u64) -> Result<BundleHeader, StoreError> {
             let header = self.header(height)?.ok_or(StoreError::NotInitialised)?;
             let commit = self.commit(height)?.ok_or(StoreError::NotInitialised)?;
@@ -712,7 +743,8 @@ mod build {
             let Some(loc) = self.tx_location(id)? else {
                 return Ok(None);
             };
-            let header = self.bundle_header(loc.height)?;
+            let parts = self.block_proof_parts(loc.height)?;
+            let header = parts.header.clone();
             let bytes = self
                 .tx_bytes(loc.leaf_index)?
                 .ok_or(StoreError::NotInitialised)?;
@@ -737,7 +769,7 @@ mod build {
                     log_size: header.header.log_size,
                     path,
                 },
-                validator_changes: self.validator_changes(loc.height)?,
+                validator_changes: parts.validator_changes.clone(),
                 header,
             }))
         }

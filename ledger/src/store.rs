@@ -194,7 +194,18 @@ pub struct Store {
     /// The upper levels of the history log (filled at open, extended after each synced
     /// commit).
     log_memory: std::sync::RwLock<LogMemory>,
+    /// Committed state entries read recently (see [`StateCache`]).
+    state_cache: StateCache,
+    /// The parts of proof bundles shared by every record of a block (its header and
+    /// certificate, the validator-set changes up to it), for recent blocks. Committed
+    /// blocks never change, so entries never go stale.
+    pub(crate) proof_parts: std::sync::Mutex<
+        std::collections::BTreeMap<u64, std::sync::Arc<crate::proof::BlockProofParts>>,
+    >,
 }
+
+/// Most blocks whose proof-bundle parts are cached (the highest kept).
+pub const PROOF_PARTS_CACHE_MAX: usize = 256;
 
 fn be(n: u64) -> [u8; 8] {
     n.to_be_bytes()
@@ -251,6 +262,8 @@ impl Store {
             db,
             chain_id: genesis.chain_id.clone(),
             log_memory: Default::default(),
+            state_cache: StateCache::default(),
+            proof_parts: Default::default(),
         };
         store.init(genesis)?;
         store.load_log_memory()?;
@@ -418,6 +431,7 @@ impl Store {
         };
         batch.put_cf(self.cf(CF_META), KEY_TIP, codec::encode(&new_tip));
         self.sync_write(batch)?;
+        self.state_cache.committed(&executed.writes);
         // Only what is durably committed enters the memory copy.
         let mut memory = self.log_memory.write().unwrap_or_else(|p| p.into_inner());
         for (id, hash) in &executed.log_nodes {
@@ -849,10 +863,18 @@ pub struct StoreState<'a> {
 
 impl StateRead for StoreState<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        self.store
+        let cache = &self.store.state_cache;
+        let (hit, generation) = cache.get(key);
+        if let Some(entry) = hit {
+            return Ok(entry);
+        }
+        let value = self
+            .store
             .db
             .get_cf(self.store.cf(CF_STATE), key)
-            .map_err(|e| StateError::Storage(e.to_string()))
+            .map_err(|e| StateError::Storage(e.to_string()))?;
+        cache.fill(generation, key, value.as_deref());
+        Ok(value)
     }
 }
 
@@ -868,7 +890,9 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> R
 }
 
 mod log_memory;
+mod state_cache;
 pub use log_memory::{LEAF_CHUNK, LOG_MEMORY_BYTES_MAX, LOG_MEMORY_LEVEL_FIRST, LogMemory};
+pub use state_cache::{STATE_CACHE_ENTRIES_MAX, STATE_CACHE_VALUE_BYTES_MAX, StateCache};
 
 #[cfg(test)]
 mod tests;

@@ -3,17 +3,18 @@
 //! load, and nothing verified twice: ids already verified or committed here are skipped.
 
 use crate::app::now_ms;
-use crate::mempool::Mempool;
+use crate::mempool::{Mempool, MempoolError};
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
 use ledger::PublicKey;
-use ledger::execute::verify_batch;
+use ledger::execute::{VerifiedTx, verify_batch};
 use ledger::hash::Hash;
 use ledger::store::Store;
 use ledger::tx::SignedTx;
-use std::collections::{HashSet, VecDeque};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
@@ -23,6 +24,98 @@ pub const INTAKE_QUEUE_BATCHES_MAX: usize = 512;
 pub const INTAKE_BATCH_TXS_MAX: usize = 4096;
 /// How many recent ids (verified or committed here) are remembered.
 pub const SEEN_IDS_MAX: usize = 262_144;
+/// Most gossiped transactions parked because their nonce was ahead of their signer's next.
+pub const PARKED_TXS_MAX: usize = 16_384;
+/// A parked transaction is given up after this long (it reaches blocks through its
+/// entry node anyway).
+pub const PARKED_AGE_MAX: Duration = Duration::from_secs(30);
+/// How often parked transactions are retried when no gossip arrives (a missing earlier
+/// nonce may also arrive in a committed block).
+pub const PARKED_RETRY_EVERY: Duration = Duration::from_millis(100);
+
+/// Gossiped transactions refused only because their nonce is ahead of the signer's next
+/// one: an earlier transaction of the same signer is still on its way (gossip batches
+/// travel on separate streams and one may overtake another). Without parking, such a
+/// transaction stayed out of this node's mempool for good — the others' too — and waited
+/// for its entry node's turn to propose; at the end of a load it waited for an idle block
+/// (5 s). Retried in (signer, nonce) order after every admission and every
+/// [`PARKED_RETRY_EVERY`]; bounded by [`PARKED_TXS_MAX`] and [`PARKED_AGE_MAX`].
+#[derive(Default)]
+pub struct Parked {
+    txs: BTreeMap<(PublicKey, u64), (VerifiedTx, Instant)>,
+}
+
+/// What the mempool said of a retried transaction.
+pub enum Admission {
+    /// Admitted.
+    Admitted,
+    /// Still ahead: keep it parked.
+    Ahead(VerifiedTx),
+    /// Refused for another reason (or already there): forget it.
+    Gone,
+}
+
+impl Parked {
+    /// Parks a transaction (dropped if the parking is full).
+    pub fn park(&mut self, vtx: VerifiedTx, now: Instant) {
+        if self.txs.len() >= PARKED_TXS_MAX {
+            debug!("parked transactions full; dropping one");
+            return;
+        }
+        let t = &vtx.tx().tx;
+        self.txs.insert((t.signer, t.nonce), (vtx, now));
+    }
+
+    /// Parked transactions.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Whether nothing is parked.
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    /// Retries every parked transaction in (signer, nonce) order, forgetting those older
+    /// than [`PARKED_AGE_MAX`]; returns how many were admitted. After a signer's first
+    /// transaction that is still ahead, its later ones are not tried.
+    pub fn retry(&mut self, now: Instant, mut admit: impl FnMut(VerifiedTx) -> Admission) -> usize {
+        let mut admitted = 0;
+        let mut blocked: Option<PublicKey> = None;
+        let keys: Vec<(PublicKey, u64)> = self.txs.keys().copied().collect();
+        for key in keys {
+            let Some((vtx, parked_at)) = self.txs.remove(&key) else {
+                continue;
+            };
+            if now.saturating_duration_since(parked_at) > PARKED_AGE_MAX {
+                continue;
+            }
+            if blocked == Some(key.0) {
+                self.txs.insert(key, (vtx, parked_at));
+                continue;
+            }
+            match admit(vtx) {
+                Admission::Admitted => admitted += 1,
+                Admission::Ahead(vtx) => {
+                    blocked = Some(key.0);
+                    self.txs.insert(key, (vtx, parked_at));
+                }
+                Admission::Gone => {}
+            }
+        }
+        admitted
+    }
+}
+
+fn admit(mempool: &Mempool, store: &Store, vtx: VerifiedTx, now_ms: u64) -> Admission {
+    match mempool.insert_or_return(store, vtx, now_ms) {
+        Ok(()) => Admission::Admitted,
+        Err(refused) => match *refused {
+            (MempoolError::Refused(r), vtx) if r.is_future_nonce() => Admission::Ahead(vtx),
+            _ => Admission::Gone,
+        },
+    }
+}
 
 /// A bounded set of recently seen record ids (oldest forgotten first).
 #[derive(Default)]
@@ -114,7 +207,27 @@ fn run(
     seen: Arc<SeenIds>,
     wake: Arc<Notify>,
 ) {
-    while let Ok(first) = rx.recv() {
+    let mut parked = Parked::default();
+    loop {
+        let first = if parked.is_empty() {
+            match rx.recv() {
+                Ok(b) => b,
+                Err(_) => return,
+            }
+        } else {
+            match rx.recv_timeout(PARKED_RETRY_EVERY) {
+                Ok(b) => b,
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = now_ms();
+                    let n = parked.retry(Instant::now(), |v| admit(&mempool, &store, v, now));
+                    if n > 0 {
+                        wake.notify_one();
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        };
         // Take whatever else is queued, up to one verification batch.
         let mut batches = vec![first];
         let mut n = batches[0].1.len();
@@ -150,12 +263,17 @@ fn run(
             match r {
                 Ok(vtx) => {
                     verified_ids.push(vtx.id());
-                    if mempool.insert(&store, vtx, now).is_ok() {
-                        admitted += 1;
+                    match admit(&mempool, &store, vtx, now) {
+                        Admission::Admitted => admitted += 1,
+                        Admission::Ahead(vtx) => parked.park(vtx, Instant::now()),
+                        Admission::Gone => {}
                     }
                 }
                 Err(_) => bad_senders.push(from),
             }
+        }
+        if admitted > 0 && !parked.is_empty() {
+            admitted += parked.retry(Instant::now(), |v| admit(&mempool, &store, v, now));
         }
         seen.insert_all(verified_ids);
         bad_senders.dedup();
@@ -167,5 +285,91 @@ fn run(
             wake.notify_one();
         }
         debug!(admitted, "peer transactions admitted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::SecretKey;
+    use ledger::tx::{Anchor, Tx, TxBody};
+
+    fn tx(k: &SecretKey, nonce: u64) -> VerifiedTx {
+        VerifiedTx::verify(
+            Tx {
+                chain_id: "intake".into(),
+                signer: k.public_key(),
+                nonce,
+                created_at_ms: 0,
+                expires_at_ms: u64::MAX,
+                body: TxBody::Anchor(Anchor {
+                    document_hash: ledger::Hash([nonce as u8; 32]),
+                    label: String::new(),
+                }),
+            }
+            .sign(k),
+        )
+        .unwrap()
+    }
+
+    /// A mempool stand-in: admits exactly the signer's next nonce.
+    fn admit_next(next: &mut BTreeMap<PublicKey, u64>, v: VerifiedTx) -> Admission {
+        let t = &v.tx().tx;
+        let n = next.entry(t.signer).or_insert(0);
+        match t.nonce.cmp(n) {
+            std::cmp::Ordering::Equal => {
+                *n += 1;
+                Admission::Admitted
+            }
+            std::cmp::Ordering::Greater => Admission::Ahead(v),
+            std::cmp::Ordering::Less => Admission::Gone,
+        }
+    }
+
+    #[test]
+    fn overtaken_transactions_are_admitted_once_the_gap_fills() {
+        let (a, b) = (
+            SecretKey::from_seed(&[1; 32]),
+            SecretKey::from_seed(&[2; 32]),
+        );
+        let mut next = BTreeMap::new();
+        let mut parked = Parked::default();
+        let now = Instant::now();
+        // a's nonces 2 and 1 overtook 0; b's 1 overtook 0; b's 0 is stale later.
+        for v in [tx(&a, 2), tx(&a, 1), tx(&b, 1)] {
+            match admit_next(&mut next, v) {
+                Admission::Ahead(v) => parked.park(v, now),
+                _ => panic!("ahead"),
+            }
+        }
+        assert_eq!(parked.len(), 3);
+        assert_eq!(parked.retry(now, |v| admit_next(&mut next, v)), 0);
+        assert_eq!(parked.len(), 3);
+        assert!(matches!(
+            admit_next(&mut next, tx(&a, 0)),
+            Admission::Admitted
+        ));
+        // a's 1 then 2 go in, in nonce order; b's 1 still waits for b's 0.
+        assert_eq!(parked.retry(now, |v| admit_next(&mut next, v)), 2);
+        assert_eq!(next[&a.public_key()], 3);
+        assert_eq!(parked.len(), 1);
+        // b's 0 arrives in a block instead (the stand-in moves on): b's 1 is admitted.
+        next.insert(b.public_key(), 1);
+        assert_eq!(parked.retry(now, |v| admit_next(&mut next, v)), 1);
+        assert!(parked.is_empty());
+    }
+
+    #[test]
+    fn parking_is_bounded_in_count_and_age() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let mut parked = Parked::default();
+        let t0 = Instant::now();
+        for n in 1..=(PARKED_TXS_MAX as u64 + 3) {
+            parked.park(tx(&k, n), t0);
+        }
+        assert_eq!(parked.len(), PARKED_TXS_MAX);
+        let later = t0 + PARKED_AGE_MAX + Duration::from_secs(1);
+        assert_eq!(parked.retry(later, |_| panic!("too old to try")), 0);
+        assert!(parked.is_empty());
     }
 }

@@ -119,38 +119,57 @@ impl Mempool {
     /// Admits a verified transaction if it applies on top of the check state.
     /// `time_ms` is the local clock (the next block's likely time).
     pub fn insert(&self, store: &Store, vtx: VerifiedTx, time_ms: u64) -> Result<(), MempoolError> {
+        self.insert_or_return(store, vtx, time_ms)
+            .map_err(|refused| refused.0)
+    }
+
+    /// [`Mempool::insert`], handing the transaction back when it is not admitted (the
+    /// intake parks those whose nonce is only ahead).
+    pub fn insert_or_return(
+        &self,
+        store: &Store,
+        vtx: VerifiedTx,
+        time_ms: u64,
+    ) -> Result<(), Box<(MempoolError, VerifiedTx)>> {
         let mut inner = self.lock();
         let id = vtx.id();
         if inner.by_id.contains_key(&id) {
-            return Err(MempoolError::Duplicate(id));
+            return Err(Box::new((MempoolError::Duplicate(id), vtx)));
         }
         let len = vtx.bytes().len();
         if inner.by_id.len() >= self.limits.txs_max || inner.bytes + len > self.limits.bytes_max {
-            return Err(MempoolError::Full {
+            let full = MempoolError::Full {
                 txs: inner.by_id.len(),
                 bytes: inner.bytes,
-            });
+            };
+            return Err(Box::new((full, vtx)));
         }
-        if store
-            .tx_location(&id)
-            .map_err(|e| MempoolError::Refused(Rejection::State(state_err(e))))?
-            .is_some()
-        {
-            return Err(MempoolError::Duplicate(id));
+        match store.tx_location(&id) {
+            Err(e) => {
+                return Err(Box::new((
+                    MempoolError::Refused(Rejection::State(state_err(e))),
+                    vtx,
+                )));
+            }
+            Ok(Some(_)) => return Err(Box::new((MempoolError::Duplicate(id), vtx))),
+            Ok(None) => {}
         }
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
             height: inner.base_height + 1,
             time_ms,
         };
-        let writes = {
+        let applied = {
             let base = Layered {
                 base: store.state(),
                 top: &inner.check_writes,
             };
             let mut ex = BlockExecutor::new(base, ctx);
-            ex.apply(&vtx).map_err(MempoolError::Refused)?;
-            ex.into_writes()
+            ex.apply(&vtx).map(|_| ex.into_writes())
+        };
+        let writes = match applied {
+            Ok(w) => w,
+            Err(r) => return Err(Box::new((MempoolError::Refused(r), vtx))),
         };
         inner.check_writes.extend(writes);
         let seq = inner.next_seq;
