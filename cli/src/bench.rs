@@ -964,18 +964,19 @@ fn note(msg: &str) {
     eprintln!("bench: {msg}");
 }
 
-fn agent() -> ureq::Agent {
+/// One load-generating connection: statuses are answers, not errors.
+pub(crate) fn agent(name: &str, timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(5)))
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .user_agent(concat!("govledger-bench/", env!("CARGO_PKG_VERSION")))
+        .timeout_global(Some(timeout))
+        .user_agent(format!("{name}/{}", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
 }
 
 fn sender_thread(ctx: &SenderCtx<'_>, mut signers: Vec<Signer>) -> Result<Vec<Signer>, String> {
-    let agent = agent();
+    let agent = agent("govledger-bench", REQUEST_TIMEOUT);
     let mut done = vec![false; signers.len()];
     while done.iter().any(|d| !d) {
         let mut sent_any = false;

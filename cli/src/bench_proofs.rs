@@ -270,16 +270,7 @@ fn serve_thread(
     to: Instant,
     keep_max: usize,
 ) -> Tally {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(5)))
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .user_agent(concat!(
-            "govledger-bench-proofs/",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .build()
-        .into();
+    let agent = crate::bench::agent("govledger-bench-proofs", REQUEST_TIMEOUT);
     let mut tally = Tally {
         latency: Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).ok(),
         ..Tally::default()

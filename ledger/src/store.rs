@@ -69,12 +69,14 @@ pub const BLOCK_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Smallest memtable budget or block cache accepted (below it RocksDB thrashes).
 pub const STORE_MEMORY_BYTES_MIN: usize = 4 * 1024 * 1024;
 
-/// RocksDB's memory budgets: most of a node's resident memory besides the mempool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// RocksDB's memory budgets: most of a node's resident memory besides the mempool. Also
+/// the `[store]` section of the node's config file (every field optional).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct StoreOptions {
-    /// All memtables together (a write buffer manager caps them).
+    /// All memtables together (a write buffer manager caps them; default 64 MiB).
     pub memtable_bytes: usize,
-    /// The block cache shared by every column family.
+    /// The block cache shared by every column family (default 32 MiB).
     pub block_cache_bytes: usize,
 }
 
@@ -713,13 +715,6 @@ impl Store {
         m
     }
 
-    fn memory_node(&self, id: NodeId) -> Option<Hash> {
-        self.log_memory
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-    }
-
     /// The stored leaves `[chunk·LEAF_CHUNK, …)` of one chunk (fewer than [`LEAF_CHUNK`] for
     /// the chunk at the log's right edge; none beyond it).
     fn leaf_chunk(&self, chunk: u64) -> Result<Vec<Hash>, LogError> {
@@ -800,7 +795,10 @@ impl NodeReader for Store {
     /// [`LEAF_CHUNK`]-leaf chunk (a proof's low siblings share one chunk); any other node in
     /// one RocksDB multi-get.
     fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LogError> {
-        let mut out: Vec<Option<Hash>> = ids.iter().map(|id| self.memory_node(*id)).collect();
+        let mut out: Vec<Option<Hash>> = {
+            let memory = self.log_memory.read().unwrap_or_else(|p| p.into_inner());
+            ids.iter().map(|id| memory.get(*id)).collect()
+        };
         let mut chunks: Vec<(u64, Vec<Hash>)> = Vec::new();
         let mut point = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -838,21 +836,22 @@ impl NodeReader for Store {
                 out[*i] = Some(node_value(ids[*i].level, ids[*i].index, v.as_deref())?);
             }
         }
-        Ok(out.into_iter().flatten().collect())
+        // Every slot is filled above; a gap would be a bug here, reported, not hidden.
+        out.into_iter()
+            .zip(ids)
+            .map(|(h, id)| {
+                h.ok_or(LogError::MissingNode {
+                    level: id.level,
+                    index: id.index,
+                })
+            })
+            .collect()
     }
 
     fn node(&self, level: u8, index: u64) -> Result<Hash, LogError> {
-        if let Some(h) = self.memory_node(NodeId::new(level, index)) {
-            return Ok(h);
-        }
-        if level < LOG_MEMORY_LEVEL_FIRST {
-            return self.nodes(&[NodeId::new(level, index)]).map(|v| v[0]);
-        }
-        let v = self
-            .db
-            .get_pinned_cf(self.cf(CF_LOG), NodeId::new(level, index).key())
-            .map_err(|e| LogError::Storage(e.to_string()))?;
-        node_value(level, index, v.as_deref())
+        self.nodes(&[NodeId::new(level, index)])?
+            .pop()
+            .ok_or(LogError::MissingNode { level, index })
     }
 }
 

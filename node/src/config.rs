@@ -63,37 +63,6 @@ impl Default for ApiConfig {
     }
 }
 
-/// `[store]`: RocksDB's memory budgets, most of the node's resident memory besides the
-/// mempool (see docs/operations.md, "Memory").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// All memtables together (default 64 MiB).
-    pub memtable_bytes: usize,
-    /// The block cache (default 32 MiB).
-    pub block_cache_bytes: usize,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        let d = ledger::store::StoreOptions::default();
-        Self {
-            memtable_bytes: d.memtable_bytes,
-            block_cache_bytes: d.block_cache_bytes,
-        }
-    }
-}
-
-impl StoreConfig {
-    /// The store's options.
-    pub fn options(&self) -> ledger::store::StoreOptions {
-        ledger::store::StoreOptions {
-            memtable_bytes: self.memtable_bytes,
-            block_cache_bytes: self.block_cache_bytes,
-        }
-    }
-}
-
 /// The config file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,9 +101,10 @@ pub struct Config {
     /// API limits.
     #[serde(default)]
     pub api: ApiConfig,
-    /// Store memory budgets.
+    /// `[store]`: RocksDB's memory budgets, most of the node's resident memory besides the
+    /// mempool (see docs/operations.md, "Memory").
     #[serde(default)]
-    pub store: StoreConfig,
+    pub store: ledger::store::StoreOptions,
     /// Test and fault-injection switches; never set in production.
     #[serde(default)]
     pub testing: TestingConfig,
@@ -180,7 +150,7 @@ impl Default for Config {
             log_format: LogFormat::Human,
             log_level: d_log_level(),
             mempool: MempoolConfig::default(),
-            store: StoreConfig::default(),
+            store: ledger::store::StoreOptions::default(),
             api: ApiConfig::default(),
             testing: TestingConfig::default(),
         }
@@ -289,7 +259,10 @@ impl Config {
             ("store.block_cache_bytes", self.store.block_cache_bytes),
         ] {
             if v < store_min || v > 64 << 30 {
-                return Err(inv(field, "must be between 4 MiB (4194304) and 64 GiB"));
+                return Err(inv(
+                    field,
+                    &format!("must be between {store_min} bytes and 64 GiB"),
+                ));
             }
         }
         if self.api.waiters_max == 0 {
@@ -347,7 +320,7 @@ mod tests {
         assert_eq!(c.store.memtable_bytes, 32 << 20);
         assert_eq!(
             c.store.block_cache_bytes,
-            StoreConfig::default().block_cache_bytes
+            ledger::store::StoreOptions::default().block_cache_bytes
         );
         let round = Config::default().to_toml();
         std::fs::write(&p, round).unwrap();

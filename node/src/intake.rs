@@ -12,6 +12,7 @@ use ledger::hash::Hash;
 use ledger::store::Store;
 use ledger::tx::SignedTx;
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::ops::Bound;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,25 +81,27 @@ impl Parked {
     /// than [`PARKED_AGE_MAX`]; returns how many were admitted. After a signer's first
     /// transaction that is still ahead, its later ones are not tried.
     pub fn retry(&mut self, now: Instant, mut admit: impl FnMut(VerifiedTx) -> Admission) -> usize {
+        self.txs.retain(|_, (_, parked_at)| {
+            now.saturating_duration_since(*parked_at) <= PARKED_AGE_MAX
+        });
         let mut admitted = 0;
-        let mut blocked: Option<PublicKey> = None;
-        let keys: Vec<(PublicKey, u64)> = self.txs.keys().copied().collect();
-        for key in keys {
+        let mut from = Bound::Unbounded;
+        while let Some(key) = self
+            .txs
+            .range((from, Bound::Unbounded))
+            .next()
+            .map(|(k, _)| *k)
+        {
             let Some((vtx, parked_at)) = self.txs.remove(&key) else {
-                continue;
+                break;
             };
-            if now.saturating_duration_since(parked_at) > PARKED_AGE_MAX {
-                continue;
-            }
-            if blocked == Some(key.0) {
-                self.txs.insert(key, (vtx, parked_at));
-                continue;
-            }
+            from = Bound::Excluded(key);
             match admit(vtx) {
                 Admission::Admitted => admitted += 1,
                 Admission::Ahead(vtx) => {
-                    blocked = Some(key.0);
                     self.txs.insert(key, (vtx, parked_at));
+                    // The signer's later nonces are ahead too: on to the next signer.
+                    from = Bound::Excluded((key.0, u64::MAX));
                 }
                 Admission::Gone => {}
             }

@@ -64,7 +64,7 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let db_path = cfg.data_dir.join("db");
     let store = Arc::new(
-        Store::open_with(&db_path, &genesis, cfg.store.options())
+        Store::open_with(&db_path, &genesis, cfg.store)
             .with_context(|| format!("cannot open the store in {}", db_path.display()))?,
     );
     let tip = store.stored_tip()?;

@@ -755,12 +755,14 @@ impl Driver {
     }
 
     /// Handles the buffered messages of the height now in progress (after a commit);
-    /// anything older is dropped.
+    /// anything older is dropped. Runs once per height: everything buffered while a height
+    /// is in progress is for a later one.
     fn replay_next_height(&mut self) {
-        if self.next_height.is_empty() {
+        let next = self.tip.height + 1;
+        if self.next_height.is_empty() || self.next_height.replayed_for == next {
             return;
         }
-        let next = self.tip.height + 1;
+        self.next_height.replayed_for = next;
         for (from, msg) in self.next_height.take() {
             let height = match &msg {
                 GossipMsg::Proposal { proposal, .. } => proposal.height,
@@ -950,8 +952,6 @@ impl Driver {
     }
 }
 
-/// The block's transactions as verified transactions: those the mempool verified already
-/// are reused; the rest are verified in one batch.
 /// A block fetched by sync, with its transactions' signatures checked (or why not).
 struct SyncedBlock {
     block: CommittedBlock,
@@ -972,6 +972,8 @@ fn verify_synced(
         .collect()
 }
 
+/// The block's transactions as verified transactions: those the mempool verified already
+/// are reused; the rest are verified in one batch.
 fn verify_block_txs(
     block: &Block,
     known: impl Fn(&Hash) -> Option<VerifiedTx>,
@@ -1033,6 +1035,8 @@ pub const NEXT_HEIGHT_PROPOSALS_MAX: usize = 4;
 struct NextHeightBuffer {
     msgs: Vec<(PublicKey, GossipMsg)>,
     proposals: usize,
+    /// The height whose messages were last handed back (see `replay_next_height`).
+    replayed_for: u64,
 }
 
 impl NextHeightBuffer {
