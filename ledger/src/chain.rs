@@ -9,7 +9,7 @@
 use crate::block::{Block, BlockHeader};
 use crate::crypto::PublicKey;
 use crate::execute::{Applied, BlockContext, BlockExecutor, Rejection, VerifiedTx};
-use crate::genesis::{ConsensusParams, Genesis};
+use crate::genesis::{ConsensusParams, Genesis, TIME_MS_MAX};
 use crate::hash::Hash;
 use crate::history_log::{self, Frontier, NodeId};
 use crate::state::{
@@ -160,7 +160,22 @@ pub fn build_block<S: StateRead>(
     let height = tip.height + 1;
     let params = state.params()?;
     let (cur, next) = validators_for(&state, height)?;
-    let time_ms = time_ms.max(tip.time_ms + 1);
+    // Checked: a tip at the end of time cannot be followed (genesis validation keeps
+    // genesis below TIME_MS_MAX, and blocks after it are held below it too).
+    let time_ms = tip
+        .time_ms
+        .checked_add(1)
+        .map(|next| time_ms.max(next))
+        .filter(|t| *t <= TIME_MS_MAX)
+        .ok_or_else(|| {
+            bad(
+                "time_ms",
+                format!(
+                    "no block time after the previous block's {} is at most {TIME_MS_MAX}",
+                    tip.time_ms
+                ),
+            )
+        })?;
     let mut ex = BlockExecutor::new(
         &state,
         BlockContext {
@@ -268,6 +283,12 @@ pub fn execute_block<S: StateRead>(
     }
     if header.prev_hash != tip.block_hash {
         return Err(bad("prev_hash", format!("expected {}", tip.block_hash)));
+    }
+    if header.time_ms > TIME_MS_MAX {
+        return Err(bad(
+            "time_ms",
+            format!("{} is later than {TIME_MS_MAX}", header.time_ms),
+        ));
     }
     if header.time_ms <= tip.time_ms {
         return Err(bad(

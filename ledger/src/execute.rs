@@ -28,6 +28,11 @@ pub const EVIDENCE_AGE_MAX_HEIGHTS: u64 = 100_000;
 /// How far ahead of the block time a data-access event's time may be (clock skew, ms).
 pub const ACCESS_TIME_SKEW_MAX_MS: u64 = 60_000;
 
+/// How far ahead of the block time a transaction's `created_at_ms` may be (clock skew
+/// between the clerk's machine and the proposer, ms). Later ones are refused, so that a
+/// record cannot claim to be created in the far future.
+pub const TX_CREATED_SKEW_MAX_MS: u64 = 60_000;
+
 /// A signed transaction whose signature has been verified, with its canonical bytes and
 /// record id. The only way to get one is through [`VerifiedTx::verify`] or
 /// [`verify_batch`].
@@ -119,6 +124,16 @@ pub enum Rejection {
     Expired {
         /// Expiry.
         expires_at_ms: u64,
+        /// Block time.
+        block_time_ms: u64,
+    },
+    /// Created too far after the block time.
+    #[error(
+        "transaction created at {created_at_ms} ms, more than {TX_CREATED_SKEW_MAX_MS} ms after the block time {block_time_ms} ms; check the clock of the machine that signed it"
+    )]
+    CreatedInFuture {
+        /// The transaction's creation time.
+        created_at_ms: u64,
         /// Block time.
         block_time_ms: u64,
     },
@@ -291,6 +306,7 @@ impl Rejection {
             Rejection::WrongChain { .. } => "wrong_chain",
             Rejection::BadSignature(_) => "bad_signature",
             Rejection::Expired { .. } => "expired",
+            Rejection::CreatedInFuture { .. } => "created_in_future",
             Rejection::BadNonce { .. } => "bad_nonce",
             Rejection::UnknownSigner(_) => "unknown_signer",
             Rejection::SignerRemoved(_) => "signer_removed",
@@ -424,6 +440,12 @@ fn apply_tx<S: StateRead>(
     if ctx.time_ms > tx.expires_at_ms {
         return Err(Rejection::Expired {
             expires_at_ms: tx.expires_at_ms,
+            block_time_ms: ctx.time_ms,
+        });
+    }
+    if tx.created_at_ms > ctx.time_ms.saturating_add(TX_CREATED_SKEW_MAX_MS) {
+        return Err(Rejection::CreatedInFuture {
+            created_at_ms: tx.created_at_ms,
             block_time_ms: ctx.time_ms,
         });
     }
@@ -785,8 +807,10 @@ impl<S: StateRead> Rules<'_, S> {
 fn check_action_plausible<S: StateRead>(state: &S, action: &GovAction) -> Result<(), Rejection> {
     let mut scratch = Overlay::new(state);
     // Execute against a scratch overlay at a far height; only the verdict matters.
-    execute_action(&mut scratch, u64::MAX - VALSET_CHANGE_DELAY, action)
-        .map_err(Rejection::InvalidAction)
+    execute_action(&mut scratch, u64::MAX - VALSET_CHANGE_DELAY, action).map_err(|e| match e {
+        ActionError::Invalid(reason) => Rejection::InvalidAction(reason),
+        ActionError::State(e) => Rejection::State(e),
+    })
 }
 
 /// Counts the votes; executes or rejects the proposal once the outcome is certain.
@@ -815,10 +839,12 @@ fn tally<S: StateRead>(
                 state.extend(writes);
                 ProposalStatus::Executed { height: ctx.height }
             }
-            Err(reason) => ProposalStatus::Failed {
+            Err(ActionError::Invalid(reason)) => ProposalStatus::Failed {
                 height: ctx.height,
                 reason,
             },
+            // Never recorded: a read failure on this node would give it a different state.
+            Err(ActionError::State(e)) => return Err(Rejection::State(e)),
         };
     } else if 3 * (total - reject) <= 2 * total {
         st.status = ProposalStatus::Rejected { height: ctx.height };
@@ -826,22 +852,51 @@ fn tally<S: StateRead>(
     Ok(())
 }
 
-/// Applies a governance action at `height`. Errors are reasons (the proposal fails).
+/// Why a governance action did not apply.
+#[derive(Debug)]
+enum ActionError {
+    /// The action cannot apply to this state: a reason, recorded as the proposal's
+    /// failure (the same on every node).
+    Invalid(String),
+    /// The state could not be read on this node: not the proposal's fault, never
+    /// recorded; the block aborts on this node.
+    State(StateError),
+}
+
+impl From<String> for ActionError {
+    fn from(reason: String) -> Self {
+        ActionError::Invalid(reason)
+    }
+}
+
+impl From<&str> for ActionError {
+    fn from(reason: &str) -> Self {
+        ActionError::Invalid(reason.to_string())
+    }
+}
+
+impl From<StateError> for ActionError {
+    fn from(e: StateError) -> Self {
+        ActionError::State(e)
+    }
+}
+
+/// Applies a governance action at `height`. Invalid actions give reasons (the proposal
+/// fails); a storage error is an error of this node and propagates.
 fn execute_action<S: StateRead>(
     state: &mut Overlay<S>,
     height: u64,
     action: &GovAction,
-) -> Result<(), String> {
-    let se = |e: StateError| e.to_string();
+) -> Result<(), ActionError> {
     match action {
         GovAction::AddDepartment {
             id,
             name,
             governance_weight,
         } => {
-            let mut depts = state.departments().map_err(se)?;
+            let mut depts = state.departments()?;
             match depts.binary_search_by(|d| d.id.as_str().cmp(id)) {
-                Ok(_) => return Err(format!("department {id:?} already exists")),
+                Ok(_) => return Err(format!("department {id:?} already exists").into()),
                 Err(pos) => {
                     if *governance_weight == 0 {
                         return Err("governance weight must be at least 1".into());
@@ -870,14 +925,14 @@ fn execute_action<S: StateRead>(
             if !key.is_valid() {
                 return Err("the key is not a valid ed25519 public key".into());
             }
-            let depts = state.departments().map_err(se)?;
+            let depts = state.departments()?;
             if depts.binary_search_by(|d| d.id.cmp(department)).is_err() {
-                return Err(format!("department {department:?} does not exist"));
+                return Err(format!("department {department:?} does not exist").into());
             }
-            if let Some(m) = state.member(key).map_err(se)?
+            if let Some(m) = state.member(key)?
                 && m.active
             {
-                return Err(format!("{key} is already a member of {:?}", m.department));
+                return Err(format!("{key} is already a member of {:?}", m.department).into());
             }
             let m = MemberState {
                 department: department.clone(),
@@ -903,15 +958,12 @@ fn execute_action<S: StateRead>(
             state.put(keys::member(key), encode_value(&m));
         }
         GovAction::AddValidator { validator } => {
-            let depts = state.departments().map_err(se)?;
+            let depts = state.departments()?;
             if depts
                 .binary_search_by(|d| d.id.cmp(&validator.department))
                 .is_err()
             {
-                return Err(format!(
-                    "department {:?} does not exist",
-                    validator.department
-                ));
+                return Err(format!("department {:?} does not exist", validator.department).into());
             }
             change_validators(state, height, |vals| {
                 if vals.iter().any(|v| v.public_key == validator.public_key) {
@@ -942,7 +994,9 @@ fn execute_action<S: StateRead>(
             })?;
         }
         GovAction::SetParams { params } => {
-            params.validate().map_err(|e| e.to_string())?;
+            params
+                .validate()
+                .map_err(|e| ActionError::Invalid(e.to_string()))?;
             state.put(keys::PARAMS.to_vec(), encode_value(params));
         }
     }
@@ -952,10 +1006,10 @@ fn execute_action<S: StateRead>(
 fn active_member<S: StateRead>(
     state: &Overlay<S>,
     key: &crate::crypto::PublicKey,
-) -> Result<MemberState, String> {
-    match state.member(key).map_err(|e| e.to_string())? {
+) -> Result<MemberState, ActionError> {
+    match state.member(key)? {
         Some(m) if m.active => Ok(m),
-        _ => Err(format!("{key} is not an active member")),
+        _ => Err(format!("{key} is not an active member").into()),
     }
 }
 
@@ -963,14 +1017,14 @@ fn change_validators<S: StateRead>(
     state: &mut Overlay<S>,
     height: u64,
     change: impl FnOnce(&mut Vec<crate::validator::Validator>) -> Result<(), String>,
-) -> Result<(), String> {
-    let mut history = state.validator_sets().map_err(|e| e.to_string())?;
+) -> Result<(), ActionError> {
+    let mut history = state.validator_sets()?;
     let mut vals = history
         .latest()
         .map(|s| s.validators().to_vec())
         .unwrap_or_default();
     change(&mut vals)?;
-    let set = ValidatorSet::new(vals).map_err(|e| e.to_string())?;
+    let set = ValidatorSet::new(vals).map_err(|e| ActionError::Invalid(e.to_string()))?;
     history.schedule(height.saturating_add(VALSET_CHANGE_DELAY), set);
     state.put(keys::VALIDATOR_SETS.to_vec(), encode_value(&history));
     Ok(())

@@ -15,8 +15,21 @@ pub const DEPARTMENTS_MAX: usize = 1024;
 pub const MEMBERS_MAX: usize = 16 * 1024;
 /// Bound on the size of a genesis file.
 pub const GENESIS_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// Hard cap on `max_block_bytes`.
-pub const BLOCK_BYTES_HARD_MAX: u64 = 32 * 1024 * 1024;
+/// Largest frame a node sends or accepts on the gossip path (a proposal carries its whole
+/// block). The node's gossip codec uses this bound.
+pub const GOSSIP_FRAME_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// Room in a gossip frame for everything of a proposal but its transactions' bytes: the
+/// message envelope, the signed proposal and the header.
+pub const PROPOSAL_ENVELOPE_BYTES_MAX: u64 = 64 * 1024;
+/// Encoding overhead of one transaction inside a block (its length prefix).
+pub const BLOCK_TX_OVERHEAD_BYTES: u64 = 8;
+/// Hard cap on `max_block_bytes`: a block of that many transaction bytes still fits one
+/// gossip frame. Together with `max_block_txs`, `validate` checks that the worst-case
+/// block fits ([`GOSSIP_FRAME_BYTES_MAX`]).
+pub const BLOCK_BYTES_HARD_MAX: u64 = GOSSIP_FRAME_BYTES_MAX - PROPOSAL_ENVELOPE_BYTES_MAX;
+/// Latest time any block or genesis may carry (ms since the Unix epoch; the end of the
+/// year 9999). Times are bounded so that `time + 1` and `time + period` never overflow.
+pub const TIME_MS_MAX: u64 = 253_402_300_799_999;
 /// Hard cap on `max_block_txs`.
 pub const BLOCK_TXS_HARD_MAX: u32 = 100_000;
 
@@ -119,6 +132,21 @@ impl ConsensusParams {
                 format!(
                     "must be between {} (one maximal transaction) and {BLOCK_BYTES_HARD_MAX}",
                     crate::tx::TX_BYTES_MAX
+                ),
+            ));
+        }
+        let worst_frame = self
+            .max_block_bytes
+            .saturating_add(u64::from(self.max_block_txs).saturating_mul(BLOCK_TX_OVERHEAD_BYTES))
+            .saturating_add(PROPOSAL_ENVELOPE_BYTES_MAX);
+        if worst_frame > GOSSIP_FRAME_BYTES_MAX {
+            return Err(bad(
+                "max_block_bytes",
+                format!(
+                    "a block of {} transaction bytes and {} transactions ({worst_frame} bytes with \
+                     their framing) does not fit one gossip frame of {GOSSIP_FRAME_BYTES_MAX} \
+                     bytes; lower max_block_bytes or max_block_txs",
+                    self.max_block_bytes, self.max_block_txs
                 ),
             ));
         }
@@ -242,6 +270,12 @@ impl Genesis {
             return Err(invalid(
                 "chain_id".into(),
                 format!("must be 1-{CHAIN_ID_BYTES_MAX} bytes"),
+            ));
+        }
+        if self.genesis_time_ms > TIME_MS_MAX {
+            return Err(invalid(
+                "genesis_time_ms".into(),
+                format!("must be at most {TIME_MS_MAX} (ms since the Unix epoch, year 9999)"),
             ));
         }
         if self.departments.is_empty() {

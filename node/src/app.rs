@@ -121,6 +121,8 @@ pub struct App {
     pub api_config: ApiConfig,
     /// Newly admitted transactions, for the network to gossip.
     pub announce: mpsc::Sender<Vec<VerifiedTx>>,
+    /// Whether the node makes progress (`/healthz`).
+    pub health: crate::health::Health,
 }
 
 impl App {

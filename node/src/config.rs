@@ -51,6 +51,16 @@ pub struct ApiConfig {
     pub rate_limit_burst: u32,
     /// Most concurrent `wait=true` submissions (default 10000).
     pub waiters_max: usize,
+    /// How long a connection may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open waiting for the next request (ms; default
+    /// [`crate::api::limits::HEADER_READ_TIMEOUT_MS`]).
+    pub header_read_timeout_ms: u64,
+    /// How long a request may take to send its whole body once its headers arrived (ms;
+    /// default [`crate::api::limits::BODY_READ_TIMEOUT_MS`]).
+    pub body_read_timeout_ms: u64,
+    /// Open API connections per client address (IPv4 address or IPv6 /64), beside the
+    /// global cap (default [`crate::api::limits::CONNECTIONS_PER_CLIENT_MAX`]).
+    pub connections_per_client_max: usize,
 }
 
 impl Default for ApiConfig {
@@ -59,6 +69,9 @@ impl Default for ApiConfig {
             rate_limit_per_sec: 2000,
             rate_limit_burst: 4000,
             waiters_max: 10_000,
+            header_read_timeout_ms: crate::api::limits::HEADER_READ_TIMEOUT_MS,
+            body_read_timeout_ms: crate::api::limits::BODY_READ_TIMEOUT_MS,
+            connections_per_client_max: crate::api::limits::CONNECTIONS_PER_CLIENT_MAX,
         }
     }
 }
@@ -267,6 +280,25 @@ impl Config {
         }
         if self.api.waiters_max == 0 {
             return Err(inv("api.waiters_max", "must be positive"));
+        }
+        for (field, v) in [
+            ("api.header_read_timeout_ms", self.api.header_read_timeout_ms),
+            ("api.body_read_timeout_ms", self.api.body_read_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&v) {
+                return Err(inv(field, "must be between 100 and 600000 ms"));
+            }
+        }
+        if self.api.connections_per_client_max == 0
+            || self.api.connections_per_client_max > crate::api::limits::CONNECTIONS_MAX
+        {
+            return Err(ConfigError::Invalid {
+                field: "api.connections_per_client_max",
+                reason: format!(
+                    "must be between 1 and {} (the global connection cap)",
+                    crate::api::limits::CONNECTIONS_MAX
+                ),
+            });
         }
         if self
             .log_level

@@ -15,6 +15,7 @@ pub mod app;
 pub mod config;
 pub mod dev;
 pub mod driver;
+pub mod health;
 pub mod intake;
 pub mod mempool;
 pub mod messages;

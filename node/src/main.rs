@@ -42,8 +42,37 @@ enum Command {
     },
 }
 
+/// Logs every panic as one clear line (thread, location, message) before the default
+/// report. A panic in an API handler is answered `500` and the node goes on; a panic in
+/// the driver or the API server ends `run` with an error, so the process exits non-zero
+/// (see `run::supervise`).
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            location = %location,
+            panic = %msg,
+            "panic"
+        );
+        default(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    install_panic_hook();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

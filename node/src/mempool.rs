@@ -117,7 +117,10 @@ impl Mempool {
     }
 
     /// Admits a verified transaction if it applies on top of the check state.
-    /// `time_ms` is the local clock (the next block's likely time).
+    /// `time_ms` is the local clock; the transaction is checked at the next block's
+    /// earliest time, `max(time_ms, tip time + 1)`, so that before a genesis time in the
+    /// future a transaction that expires before the chain can include it is refused as
+    /// `expired` instead of admitted and silently dropped.
     pub fn insert(&self, store: &Store, vtx: VerifiedTx, time_ms: u64) -> Result<(), MempoolError> {
         self.insert_or_return(store, vtx, time_ms)
             .map_err(|refused| refused.0)
@@ -131,6 +134,7 @@ impl Mempool {
         vtx: VerifiedTx,
         time_ms: u64,
     ) -> Result<(), Box<(MempoolError, VerifiedTx)>> {
+        let time_ms = next_block_time_ms(store, time_ms);
         let mut inner = self.lock();
         let id = vtx.id();
         if inner.by_id.contains_key(&id) {
@@ -258,6 +262,7 @@ impl Mempool {
     }
 
     fn recheck(&self, inner: &mut Inner, store: &Store, time_ms: u64) -> usize {
+        let time_ms = next_block_time_ms(store, time_ms);
         let ctx = BlockContext {
             chain_id: self.chain_id.clone(),
             height: inner.base_height + 1,
@@ -312,6 +317,17 @@ impl Mempool {
 
 fn state_err(e: ledger::store::StoreError) -> ledger::state::StateError {
     ledger::state::StateError::Storage(e.to_string())
+}
+
+/// The time the next block is checked at: the local clock, but never before the tip's
+/// time + 1 (the earliest time the next block may carry; after a genesis in the future,
+/// that is the genesis time). A store that does not answer leaves the clock as it is: the
+/// checks that follow read the store and report it.
+fn next_block_time_ms(store: &Store, now_ms: u64) -> u64 {
+    match store.stored_tip() {
+        Ok(t) => now_ms.max(t.time_ms.saturating_add(1)),
+        Err(_) => now_ms,
+    }
 }
 
 #[cfg(test)]
@@ -484,5 +500,41 @@ mod tests {
         assert!(mp.is_empty());
         // The check state follows the store: the clerk's next nonce is 1 again.
         assert_eq!(mp.pending_nonce(&f.store, &a.public_key()).unwrap(), 1);
+    }
+
+    /// A genesis in the future: a transaction that expires before the chain starts is
+    /// refused at once (`expired`, naming the first block's time), not admitted and then
+    /// silently dropped; one that outlives the start is admitted.
+    #[test]
+    fn before_a_future_genesis_expired_transactions_are_refused_at_admission() {
+        let f = fx();
+        let genesis_ms = f.genesis.genesis_time_ms;
+        let now = genesis_ms - 500; // the local clock is before the genesis time
+        let mp = Mempool::new("mp".into(), MempoolLimits::default(), 0);
+        let tx = |nonce, expires_at_ms| {
+            VerifiedTx::verify(
+                Tx {
+                    chain_id: "mp".into(),
+                    signer: f.clerks[0].public_key(),
+                    nonce,
+                    created_at_ms: now,
+                    expires_at_ms,
+                    body: TxBody::LandRegister(LandRegister {
+                        parcel_id: format!("p{nonce}"),
+                        owner: "o".into(),
+                        document_hash: ledger::Hash([0; 32]),
+                    }),
+                }
+                .sign(&f.clerks[0]),
+            )
+            .unwrap()
+        };
+        match mp.insert(&f.store, tx(0, now + 100), now) {
+            Err(MempoolError::Refused(Rejection::Expired { block_time_ms, .. })) => {
+                assert_eq!(block_time_ms, genesis_ms + 1);
+            }
+            other => panic!("expected an expiry refusal, got {other:?}"),
+        }
+        mp.insert(&f.store, tx(0, genesis_ms + 60_000), now).unwrap();
     }
 }

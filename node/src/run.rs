@@ -12,8 +12,10 @@ use ledger::genesis::Genesis;
 use ledger::state::StateView;
 use ledger::store::Store;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
 
 /// Sets up logging from the config (`RUST_LOG` overrides the level).
 pub fn init_logging(cfg: &Config) {
@@ -131,6 +133,10 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         validators: vec![],
     };
     let (status_tx, status_rx) = watch::channel(initial);
+    let (genesis_time_ms, idle_block_interval_ms) = (
+        genesis.genesis_time_ms,
+        store.state().params()?.idle_block_interval_ms,
+    );
     let (announce_tx, announce_rx) = mpsc::channel(ANNOUNCE_QUEUE_MAX);
     let app = Arc::new(App {
         genesis_hash: genesis.hash(),
@@ -144,6 +150,11 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         metrics,
         api_config: cfg.api.clone(),
         announce: announce_tx,
+        health: crate::health::Health::new(
+            genesis_time_ms,
+            idle_block_interval_ms,
+            tip.height,
+        ),
     });
     let driver = Driver::new(
         app.clone(),
@@ -174,21 +185,112 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
     });
     info!(api = %api_addr, peer_id = %app.peer_id, "node running");
 
-    wait_for_signal().await;
-    info!("shutting down");
-    let _ = shutdown_tx.send(true);
-    // The driver finishes the step it is in: a commit in progress completes.
-    let _ = driver_task.await;
-    let _ = api_task.await;
+    let failure = supervise(&app, driver_task, api_task, shutdown_tx).await;
     drop(net);
     drop(app);
-    // The last reference to the store closes the database.
-    match Arc::try_unwrap(store) {
-        Ok(store) => drop(store),
-        Err(_) => info!("store still referenced by background tasks; it closes on exit"),
+    close_store(store).await;
+    match failure {
+        None => {
+            info!("stopped");
+            Ok(())
+        }
+        Some(what) => Err(anyhow::anyhow!("{what}; the node stopped")),
     }
-    info!("stopped");
-    Ok(())
+}
+
+/// How long shutdown waits for the node's threads and tasks to let go of the store.
+pub const STORE_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs until SIGTERM/Ctrl-C or until the driver or the API server ends on its own (a
+/// panic, or a part it depends on stopped): then stops the rest in order, driver first
+/// (a commit in progress completes), then the API. Returns what failed, if anything.
+async fn supervise(
+    app: &App,
+    mut driver_task: JoinHandle<()>,
+    mut api_task: JoinHandle<std::io::Result<()>>,
+    shutdown_tx: watch::Sender<bool>,
+) -> Option<String> {
+    let (mut driver_done, mut api_done) = (false, false);
+    let failure = tokio::select! {
+        () = wait_for_signal() => None,
+        r = &mut driver_task => {
+            driver_done = true;
+            Some(ended("the consensus driver", r.map(Ok)))
+        }
+        r = &mut api_task => {
+            api_done = true;
+            Some(ended("the API server", r))
+        }
+    };
+    match &failure {
+        None => info!("shutting down"),
+        Some(what) => {
+            error!(what = %what, "a part of the node stopped; shutting the node down");
+            app.health.stopped(what.clone());
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    if !driver_done {
+        let _ = driver_task.await;
+    }
+    if !api_done {
+        let _ = api_task.await;
+    }
+    failure
+}
+
+/// Describes how a task that should have run until shutdown ended.
+fn ended(
+    what: &str,
+    r: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> String {
+    match r {
+        Ok(Ok(())) => format!("{what} stopped unexpectedly"),
+        Ok(Err(e)) => format!("{what} failed: {e}"),
+        Err(e) if e.is_panic() => {
+            let p = e.into_panic();
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("{what} panicked: {msg}")
+        }
+        Err(e) => format!("{what} was cancelled: {e}"),
+    }
+}
+
+/// Closes the database once nothing else holds it. The intake thread, the network actor
+/// and blocking tasks let go of the store shortly after the driver and the API stop;
+/// closing it here, before `run` returns, joins RocksDB's background threads before the
+/// process exits. (Leaving the last reference to a thread that outlived `main` let the
+/// database close while the process ran its exit handlers: SIGABRT, `pthread lock:
+/// Invalid argument`.)
+async fn close_store(store: Arc<Store>) {
+    let deadline = tokio::time::Instant::now() + STORE_RELEASE_TIMEOUT;
+    let mut store = store;
+    loop {
+        match Arc::try_unwrap(store) {
+            Ok(s) => {
+                // Dropping may join background compactions: off the async workers.
+                let _ = tokio::task::spawn_blocking(move || drop(s)).await;
+                return;
+            }
+            Err(still) => {
+                if tokio::time::Instant::now() >= deadline {
+                    error!(
+                        holders = Arc::strong_count(&still) - 1,
+                        "the store is still in use after shutdown; it closes when the process exits"
+                    );
+                    // Keep it open: closing under a running user is worse than exiting.
+                    std::mem::forget(still);
+                    return;
+                }
+                store = still;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

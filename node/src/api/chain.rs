@@ -264,18 +264,42 @@ pub async fn status(State(st): State<ApiState>) -> Response {
     .into_response()
 }
 
-/// `GET /healthz`: `ok` while the store answers.
+/// `GET /healthz`: `200 ok` while the node makes progress (its chain advanced recently)
+/// and its store answers; else `503` with a JSON reason (`genesis_in_future`, `no_peers`,
+/// `syncing`, `stopped`, `stalled`, `store`) and a message for humans.
 pub async fn healthz(State(st): State<ApiState>) -> Response {
     let app = st.app.clone();
     // One point read; not queued behind the API's blocking slots so that a busy node
     // still reports healthy.
-    match tokio::task::spawn_blocking(move || app.store.stored_tip()).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(e)) => {
-            ApiError::Unavailable(format!("the store does not answer: {e}")).into_response()
-        }
-        Err(e) => ApiError::Unavailable(format!("the health check failed: {e}")).into_response(),
+    let store = match tokio::task::spawn_blocking(move || app.store.stored_tip()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("the store does not answer: {e}")),
+        Err(e) => Err(format!("the health check failed: {e}")),
+    };
+    if let Err(message) = store {
+        return unhealthy(serde_json::json!({ "reason": "store" }), message);
     }
+    let status = st.app.status.borrow().clone();
+    match st.app.health.check(
+        &status,
+        &st.app.node_key,
+        crate::app::now_ms(),
+        std::time::Instant::now(),
+    ) {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => {
+            let message = why.message();
+            unhealthy(serde_json::to_value(&why).unwrap_or_default(), message)
+        }
+    }
+}
+
+fn unhealthy(mut body: serde_json::Value, message: String) -> Response {
+    if let Some(o) = body.as_object_mut() {
+        o.insert("error".into(), "unhealthy".into());
+        o.insert("message".into(), message.into());
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// A `wait=true` submission did not commit in time (it may still commit).
     #[error("{0}")]
     Timeout(String),
+    /// The client did not send its request body in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The node cannot serve (its store does not answer).
     #[error("{0}")]
     Unavailable(String),
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::Busy(_) => "busy",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout(_) => "timeout",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -104,6 +108,7 @@ impl ApiError {
             }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,15 +1,12 @@
 //! The API's bounds: request body sizes, pagination, per-client rate limits (token
-//! buckets in a bounded table) and a cap on open connections.
+//! buckets in a bounded table), caps on open connections (in total and per client) and
+//! the timeouts that keep slow or silent clients from holding them.
 
-use axum::serve::Listener;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -19,8 +16,27 @@ pub const TX_BODY_BYTES_MAX: usize = 256 * 1024;
 pub const BATCH_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Bound on the transactions of one batch.
 pub const BATCH_TXS_MAX: usize = 10_000;
-/// Batches processed at once (each may hold a 16 MiB body).
+/// Batches verified and admitted at once. A slot is taken only once the whole body has
+/// arrived, so that clients that stop sending cannot hold one.
 pub const BATCHES_CONCURRENT_MAX: usize = 4;
+/// Bytes of request bodies being received or held by handlers at once, over all
+/// connections (eight full batches). Taken chunk by chunk as bytes arrive: a stalled
+/// upload holds only what it sent, and only until [`BODY_READ_TIMEOUT_MS`]. A request
+/// that would exceed it is answered `503 busy`.
+pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 8 * BATCH_BODY_BYTES_MAX;
+/// Default of `api.header_read_timeout_ms`: the time a connection has to send a request's
+/// headers. hyper starts this timer whenever the connection waits for a request head,
+/// so it is also the idle timeout of keep-alive connections (slowloris and idle
+/// connections are closed after it).
+pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Default of `api.body_read_timeout_ms`: the time a request has to send its whole body
+/// once its headers are in (a 16 MiB batch at 1 MiB/s fits). Past it the request is
+/// answered `408 request_timeout` and the connection closed.
+pub const BODY_READ_TIMEOUT_MS: u64 = 30_000;
+/// Default of `api.connections_per_client_max`: open connections of one client address
+/// (IPv4 address or IPv6 /64). A further connection of that client is closed at once, so
+/// one client cannot take the whole [`CONNECTIONS_MAX`].
+pub const CONNECTIONS_PER_CLIENT_MAX: usize = 64;
 /// Default page size.
 pub const PAGE_LIMIT_DEFAULT: usize = 100;
 /// Largest page size (larger requests are clamped).
@@ -178,110 +194,91 @@ impl RateLimiter {
     }
 }
 
-/// A TCP listener that holds at most `max` connections open: `accept` waits for a slot.
-pub struct CappedListener {
-    inner: TcpListener,
-    slots: Arc<Semaphore>,
+/// Open connections, in total and per client (the key of [`client_key`]). A connection
+/// holds one [`ConnectionSlot`] while it is open.
+pub struct ConnectionTable {
+    total: Arc<Semaphore>,
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_client_max: usize,
 }
 
-impl CappedListener {
-    /// Caps `inner` at `max` open connections.
-    pub fn new(inner: TcpListener, max: usize) -> Self {
-        CappedListener {
-            inner,
-            slots: Arc::new(Semaphore::new(max.max(1))),
+/// One open connection's place in a [`ConnectionTable`]; freed on drop.
+pub struct ConnectionSlot {
+    _total: OwnedSemaphorePermit,
+    client: IpAddr,
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut m = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.client);
+            }
         }
     }
 }
 
-/// A connection that frees its slot when closed.
-pub struct CappedStream {
-    stream: TcpStream,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl CappedStream {
-    /// The TCP stream.
-    pub fn tcp(&self) -> &TcpStream {
-        &self.stream
-    }
-}
-
-impl AsyncRead for CappedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CappedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+impl ConnectionTable {
+    /// At most `total_max` connections, at most `per_client_max` of one client.
+    pub fn new(total_max: usize, per_client_max: usize) -> Self {
+        ConnectionTable {
+            total: Arc::new(Semaphore::new(total_max.max(1))),
+            per_client: Arc::new(Mutex::new(HashMap::new())),
+            per_client_max: per_client_max.max(1),
+        }
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-}
-
-impl Listener for CappedListener {
-    type Io = CappedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // The semaphore is never closed, so acquiring only waits.
-        let slot = loop {
-            if let Ok(s) = self.slots.clone().acquire_owned().await {
-                break s;
+    /// Waits until fewer than the global cap are open (further clients wait in the
+    /// listen backlog meanwhile).
+    pub async fn reserve(&self) -> OwnedSemaphorePermit {
+        loop {
+            // The semaphore is never closed, so acquiring only waits.
+            if let Ok(s) = self.total.clone().acquire_owned().await {
+                return s;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-        };
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    return (
-                        CappedStream {
-                            stream,
-                            _slot: slot,
-                        },
-                        addr,
-                    );
-                }
-                Err(e) if is_connection_error(&e) => {}
-                Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "API accept failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+    /// Admits a connection of the client at `ip` with a reserved global place, or `None`
+    /// when that client already holds its share.
+    pub fn admit(&self, ip: IpAddr, reserved: OwnedSemaphorePermit) -> Option<ConnectionSlot> {
+        let client = client_key(ip);
+        let mut m = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(client).or_insert(0);
+        if *n >= self.per_client_max {
+            return None;
+        }
+        *n += 1;
+        Some(ConnectionSlot {
+            _total: reserved,
+            client,
+            per_client: self.per_client.clone(),
+        })
+    }
+
+    /// Connections open for the client at `ip`.
+    pub fn open_for(&self, ip: IpAddr) -> usize {
+        let m = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&client_key(ip)).copied().unwrap_or(0)
+    }
+}
+
+/// Accepts the next connection; connection-level errors of one client are skipped, other
+/// errors (e.g. out of file descriptors) back off instead of spinning.
+pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(c) => return c,
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "API accept failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 

@@ -125,6 +125,7 @@ impl World {
             metrics: Arc::new(Metrics::new()),
             api_config,
             announce: announce_tx,
+            health: crate::health::Health::new(GENESIS_TIME_MS, 5_000, 0),
         });
         World {
             router: router(app.clone()),

@@ -249,15 +249,10 @@ pub async fn submit(
     }
 }
 
-/// `POST /v1/txs/batch`. The body is read only once one of a few batch slots is free, so
-/// that concurrent 16 MiB bodies stay bounded.
+/// `POST /v1/txs/batch`. The body has arrived whole before the handler runs (the server's
+/// body-read step bounds its time and the bytes of all bodies in flight); one of a few
+/// batch slots is taken only then, so that clients that stop sending cannot hold a slot.
 pub async fn submit_batch(State(st): State<ApiState>, req: Request) -> Result<Response, ApiError> {
-    let _slot = st
-        .batches
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::Internal("batch slots closed".into()))?;
     let ApiJson(body) = ApiJson::<BatchBody>::from_request(req, &()).await?;
     if body.txs.len() > BATCH_TXS_MAX {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -265,6 +260,12 @@ pub async fn submit_batch(State(st): State<ApiState>, req: Request) -> Result<Re
             body.txs.len()
         )));
     }
+    let _slot = st
+        .batches
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::Internal("batch slots closed".into()))?;
     let decoded: Vec<Result<(SignedTx, Hash), ApiError>> =
         body.txs.iter().map(|h| decode_tx(h)).collect();
     drop(body);

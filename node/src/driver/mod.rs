@@ -520,6 +520,7 @@ impl Driver {
         self.awaiting_blocks.clear();
         self.tip_committed_at = tokio::time::Instant::now();
         let height = executed.header.height;
+        self.app.health.advanced(height);
         self.candidates.drop_below(height + 1);
         self.timers.drop_below(height + 1);
         // Mempool and waiters.
