@@ -282,7 +282,10 @@ impl Config {
             return Err(inv("api.waiters_max", "must be positive"));
         }
         for (field, v) in [
-            ("api.header_read_timeout_ms", self.api.header_read_timeout_ms),
+            (
+                "api.header_read_timeout_ms",
+                self.api.header_read_timeout_ms,
+            ),
             ("api.body_read_timeout_ms", self.api.body_read_timeout_ms),
         ] {
             if !(100..=600_000).contains(&v) {

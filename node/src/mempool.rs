@@ -535,6 +535,7 @@ mod tests {
             }
             other => panic!("expected an expiry refusal, got {other:?}"),
         }
-        mp.insert(&f.store, tx(0, genesis_ms + 60_000), now).unwrap();
+        mp.insert(&f.store, tx(0, genesis_ms + 60_000), now)
+            .unwrap();
     }
 }

@@ -150,11 +150,7 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         metrics,
         api_config: cfg.api.clone(),
         announce: announce_tx,
-        health: crate::health::Health::new(
-            genesis_time_ms,
-            idle_block_interval_ms,
-            tip.height,
-        ),
+        health: crate::health::Health::new(genesis_time_ms, idle_block_interval_ms, tip.height),
     });
     let driver = Driver::new(
         app.clone(),
@@ -240,10 +236,7 @@ async fn supervise(
 }
 
 /// Describes how a task that should have run until shutdown ended.
-fn ended(
-    what: &str,
-    r: Result<std::io::Result<()>, tokio::task::JoinError>,
-) -> String {
+fn ended(what: &str, r: Result<std::io::Result<()>, tokio::task::JoinError>) -> String {
     match r {
         Ok(Ok(())) => format!("{what} stopped unexpectedly"),
         Ok(Err(e)) => format!("{what} failed: {e}"),

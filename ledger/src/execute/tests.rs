@@ -766,3 +766,94 @@ fn params_change_by_governance() {
         Err(Rejection::InvalidAction(_))
     ));
 }
+
+/// A state whose reads of one key fail, as a node-local storage error would.
+struct FailingOn<'a> {
+    inner: &'a MemState,
+    key: Vec<u8>,
+}
+
+impl StateRead for FailingOn<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if key == self.key.as_slice() {
+            return Err(StateError::Storage("injected read failure".into()));
+        }
+        self.inner.get(key)
+    }
+}
+
+/// A storage error while a passed proposal executes aborts the transaction (and with it
+/// the block) on that node; it is never recorded as the proposal's failure reason, which
+/// would give that node a different state root.
+#[test]
+fn a_storage_error_in_governance_execution_is_not_written_into_state() {
+    let mut c = Chain::new();
+    let newbie = key(51);
+    let action = GovAction::AddMember {
+        key: newbie.public_key(),
+        department: "civil".into(),
+        roles: roles(&[Role::Anchor]),
+        name: "new clerk".into(),
+    };
+    let vtx = c.tx(&land_gov(), propose(action));
+    let pid = vtx.id();
+    c.run_vtx(&vtx).unwrap();
+    c.run(&health_gov(), vote(pid, true)).unwrap();
+    // The deciding vote, executed over a state that cannot read the new member's key.
+    let deciding = c.tx(&civil_gov(), vote(pid, true));
+    let failing = FailingOn {
+        inner: &c.state,
+        key: keys::member(&newbie.public_key()),
+    };
+    let ctx = BlockContext {
+        chain_id: c.genesis.chain_id.clone(),
+        height: c.height + 1,
+        time_ms: T0 + (c.height + 1) * 1000,
+    };
+    let mut ex = BlockExecutor::new(failing, ctx);
+    let r = ex.apply(&deciding);
+    assert!(matches!(r, Err(Rejection::State(_))), "{r:?}");
+    assert!(
+        ex.into_writes().is_empty(),
+        "nothing of the failed execution is kept"
+    );
+    // On a node whose store answers, the same vote executes the proposal.
+    c.run_vtx(&deciding).unwrap();
+    assert!(matches!(
+        c.state.proposal(&pid).unwrap().unwrap().status,
+        ProposalStatus::Executed { .. }
+    ));
+}
+
+/// `created_at_ms` more than the skew after the block time is refused.
+#[test]
+fn a_transaction_created_in_the_future_is_refused() {
+    let mut c = Chain::new();
+    let block_time = T0 + (c.height + 1) * 1000;
+    let k = land_clerk();
+    let mk = |created_at_ms| {
+        VerifiedTx::verify(
+            Tx {
+                chain_id: c.genesis.chain_id.clone(),
+                signer: k.public_key(),
+                nonce: 0,
+                created_at_ms,
+                expires_at_ms: u64::MAX,
+                body: anchor(),
+            }
+            .sign(&k),
+        )
+        .unwrap()
+    };
+    let far = mk(u64::MAX);
+    let near = mk(block_time + TX_CREATED_SKEW_MAX_MS);
+    assert_eq!(
+        c.run_vtx(&far),
+        Err(Rejection::CreatedInFuture {
+            created_at_ms: u64::MAX,
+            block_time_ms: block_time
+        })
+    );
+    // Within the skew (the next block is 1 s later, so this one is well within).
+    c.run_vtx(&near).unwrap();
+}

@@ -24,12 +24,12 @@ mod tests;
 use crate::app::App;
 use crate::metrics::RouteLabels;
 use axum::Router;
+use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::body::{Body, HttpBody};
-use axum::http::header;
 pub use error::ApiError;
 use futures::{FutureExt, StreamExt};
 use limits::{
@@ -66,11 +66,7 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    fn new(
-        app: Arc<App>,
-        shutdown: Arc<watch::Sender<bool>>,
-        body_read_timeout: Duration,
-    ) -> Self {
+    fn new(app: Arc<App>, shutdown: Arc<watch::Sender<bool>>, body_read_timeout: Duration) -> Self {
         let cfg = &app.api_config;
         ApiState {
             limiter: Arc::new(RateLimiter::new(
@@ -248,10 +244,11 @@ pub async fn serve_with(
         // Small JSON answers: do not wait to coalesce them.
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(addr));
-            tower::ServiceExt::oneshot(router.clone(), req.map(axum::body::Body::new))
-        });
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(addr));
+                tower::ServiceExt::oneshot(router.clone(), req.map(axum::body::Body::new))
+            });
         let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let stop = signal.subscribe();
         conns.spawn(async move {
@@ -364,9 +361,8 @@ async fn read_body(State(st): State<ApiState>, req: Request, next: Next) -> Resp
     } else {
         TX_BODY_BYTES_MAX
     };
-    let too_large = || {
-        ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"))
-    };
+    let too_large =
+        || ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"));
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -388,9 +384,13 @@ async fn read_body(State(st): State<ApiState>, req: Request, next: Next) -> Resp
                 return Err(too_large());
             }
             let n = u32::try_from(chunk.len()).map_err(|_| too_large())?;
-            let permit = st.body_bytes.clone().try_acquire_many_owned(n).map_err(|_| {
-                ApiError::Busy("the node is receiving too many request bodies; retry".into())
-            })?;
+            let permit = st
+                .body_bytes
+                .clone()
+                .try_acquire_many_owned(n)
+                .map_err(|_| {
+                    ApiError::Busy("the node is receiving too many request bodies; retry".into())
+                })?;
             match &mut held {
                 Some(h) => h.merge(permit),
                 None => held = Some(permit),
@@ -408,8 +408,10 @@ async fn read_body(State(st): State<ApiState>, req: Request, next: Next) -> Resp
                 st.body_read_timeout.as_millis()
             ))
             .into_response();
-            resp.headers_mut()
-                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
             return resp;
         }
     };

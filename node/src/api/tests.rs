@@ -1045,6 +1045,7 @@ async fn rate_limits_apply_per_client() {
         rate_limit_per_sec: 1,
         rate_limit_burst: 3,
         waiters_max: 10,
+        ..ApiConfig::default()
     });
     let from = |ip: [u8; 4]| {
         let mut r = get_req("/v1/status");
@@ -1208,4 +1209,182 @@ async fn ids_with_reserved_characters_are_found_escaped() {
     assert_eq!(v["approval"]["approval_id"], "BP 2026/1");
     let (_, v) = w.get("/v1/approvals?subject=ACME%20%26%20Co").await;
     assert_eq!(kinds(&v), ["approval_issue"]);
+}
+
+/// A running server on loopback with small bounds, for the slow-client tests.
+async fn serve_small(
+    w: &World,
+    limits: super::ServerLimits,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(super::serve_with(
+        w.app.clone(),
+        listener,
+        limits,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    (addr, stop_tx)
+}
+
+fn small_limits() -> super::ServerLimits {
+    super::ServerLimits {
+        header_read_timeout: Duration::from_millis(300),
+        body_read_timeout: Duration::from_millis(300),
+        connections_max: 16,
+        connections_per_client_max: 4,
+    }
+}
+
+/// Reads until the server closes the connection; `None` if it stays open for the
+/// (generous) safety bound: the server never closed it.
+async fn read_until_closed(conn: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut buf)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
+        Err(_) => None,
+    }
+}
+
+async fn healthz_answers(addr: SocketAddr) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    read_until_closed(&mut conn)
+        .await
+        .is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+}
+
+/// Slowloris: connections that never finish their headers are closed after the
+/// header-read timeout, and a client cannot hold more than its share of connections, so
+/// `/healthz` stays answerable.
+#[tokio::test]
+async fn slowloris_connections_are_closed_and_capped_per_client() {
+    use tokio::io::AsyncWriteExt;
+    let w = World::new();
+    let limits = super::ServerLimits {
+        // Long enough that the stalled connections are still open for the checks below.
+        header_read_timeout: Duration::from_secs(3),
+        ..small_limits()
+    };
+    let (addr, _stop) = serve_small(&w, limits).await;
+    let mut stalled = vec![];
+    for _ in 0..4 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        stalled.push(c);
+    }
+    // A fifth connection of the same client is closed at once, not served.
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
+    let answer = read_until_closed(&mut extra)
+        .await
+        .expect("the over-cap connection stays open");
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Another client (127.0.0.2 is loopback too) is served meanwhile.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut c = other.connect(addr).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut c).await.expect("healthz answered");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The stalled connections are closed by the header-read timeout...
+    for c in &mut stalled {
+        assert!(
+            read_until_closed(c).await.is_some(),
+            "a stalled connection stayed open"
+        );
+    }
+    // ...which frees the client's share.
+    assert!(healthz_answers(addr).await);
+}
+
+/// An idle keep-alive connection is closed after the idle (header-read) timeout.
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = World::new();
+    let (addr, _stop) = serve_small(&w, small_limits()).await;
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = c.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // Keep-alive: the connection stays until the idle timeout closes it.
+    assert!(
+        read_until_closed(&mut c).await.is_some(),
+        "an idle connection stayed open"
+    );
+}
+
+/// A body shorter than its Content-Length is answered 408 after the body-read timeout.
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_answered_408() {
+    use tokio::io::AsyncWriteExt;
+    let w = World::new();
+    let (addr, _stop) = serve_small(&w, small_limits()).await;
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"POST /v1/txs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"tx\":")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut c)
+        .await
+        .expect("the connection stayed open");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+}
+
+/// Stalled batch uploads do not take the batch slots: a complete batch is answered while
+/// more uploads than slots are stalled.
+#[tokio::test]
+async fn stalled_batch_uploads_do_not_block_batches() {
+    use tokio::io::AsyncWriteExt;
+    let w = World::new();
+    let limits = super::ServerLimits {
+        // Long enough that the stalled uploads are still stalled below.
+        body_read_timeout: Duration::from_secs(600),
+        header_read_timeout: Duration::from_secs(600),
+        connections_max: 64,
+        connections_per_client_max: 64,
+    };
+    let (addr, _stop) = serve_small(&w, limits).await;
+    let mut stalled = vec![];
+    for _ in 0..(super::limits::BATCHES_CONCURRENT_MAX + 2) {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"POST /v1/txs/batch HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"txs\":[")
+            .await
+            .unwrap();
+        stalled.push(c);
+    }
+    // Let the server take in the stalled requests' heads.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stx = w.sign(&w.clerk, 0, anchor(b"through the batch"));
+    let body = json!({ "txs": [hex::encode(stx.encode())] }).to_string();
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/txs/batch HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut c)
+        .await
+        .expect("the batch was not answered");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(stalled);
 }
