@@ -196,8 +196,13 @@ impl World {
             .collect::<Result<_, _>>()?;
         let tip = self.store.load_tip().unwrap();
         let proposer = self.keys[0].public_key();
-        let (ex, refused) =
-            build_block(self.store.state(), &tip, proposer, tip.time_ms + 1000, vtxs).unwrap();
+        // Block times follow the wall clock, as a real proposer's do: the CLI stamps
+        // `created_at_ms` with it, and blocks refuse transactions created far after them.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let time_ms = (tip.time_ms + 1000).max(now_ms);
+        let (ex, refused) = build_block(self.store.state(), &tip, proposer, time_ms, vtxs).unwrap();
         if let Some((_, r)) = refused.first() {
             return Err((r.code().to_string(), r.to_string()));
         }
