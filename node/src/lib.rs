@@ -21,3 +21,4 @@ pub mod messages;
 pub mod metrics;
 pub mod network;
 pub mod run;
+pub mod signing;

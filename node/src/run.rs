@@ -145,6 +145,17 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         api_config: cfg.api.clone(),
         announce: announce_tx,
     });
+    let signing = crate::signing::open_checked(
+        &cfg.data_dir,
+        &store,
+        &crate::signing::Binding {
+            version: crate::signing::SIGNING_FORMAT_VERSION,
+            chain_id: app.genesis.chain_id.clone(),
+            genesis_hash: app.genesis_hash,
+            key: key.public_key(),
+        },
+        cfg.confirm_signing_state,
+    )?;
     let driver = Driver::new(
         app.clone(),
         net.clone(),
@@ -154,6 +165,7 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         DriverConfig {
             key,
             equivocate: cfg.testing.equivocate,
+            signing,
         },
     )?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -174,11 +186,18 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
     });
     info!(api = %api_addr, peer_id = %app.peer_id, "node running");
 
-    wait_for_signal().await;
+    let mut driver_task = driver_task;
+    let failed = tokio::select! {
+        _ = wait_for_signal() => None,
+        r = &mut driver_task => Some(r),
+    };
     info!("shutting down");
     let _ = shutdown_tx.send(true);
-    // The driver finishes the step it is in: a commit in progress completes.
-    let _ = driver_task.await;
+    let failure = match failed {
+        Some(r) => r,
+        // The driver finishes the step it is in: a commit in progress completes.
+        None => driver_task.await,
+    };
     let _ = api_task.await;
     drop(net);
     drop(app);
@@ -187,8 +206,21 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         Ok(store) => drop(store),
         Err(_) => info!("store still referenced by background tasks; it closes on exit"),
     }
-    info!("stopped");
-    Ok(())
+    match failure {
+        Ok(Ok(())) => {
+            info!("stopped");
+            Ok(())
+        }
+        Ok(Err(f)) => {
+            tracing::error!(code = f.code, reason = %f.reason, "node stopped: the driver failed");
+            eprintln!("error: {}", f.reason);
+            std::process::exit(f.code);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "node stopped: the driver task panicked");
+            std::process::exit(70);
+        }
+    }
 }
 
 async fn wait_for_signal() {
