@@ -860,18 +860,21 @@ impl DriverCore {
         }
     }
 
-    /// Whether gossiped evidence names a validator of its height (by the sets this node
-    /// knows); evidence about anyone else is noise.
-    fn evidence_names_a_validator(&self, ev: &Evidence) -> bool {
+    /// Whether gossiped evidence names a validator of its height, by the sets this node
+    /// knows: `Some(false)` is noise (a strike), `None` means this node cannot tell yet
+    /// (the evidence is of a height it has not reached: ignored, not held against the
+    /// sender; a correct peer ahead of it may well send it).
+    fn evidence_names_a_validator(&self, ev: &Evidence) -> Option<bool> {
         let key = ev.key();
-        if key.height > self.tip.height + 1 + FUTURE_HEIGHTS_BUFFERED {
-            return false;
+        if key.height > self.tip.height + 1 {
+            return None;
         }
         match self.store.state().validator_sets() {
-            Ok(sets) => sets
-                .at(key.height)
-                .is_some_and(|s| s.get(&key.validator).is_some()),
-            Err(_) => false,
+            Ok(sets) => Some(
+                sets.at(key.height)
+                    .is_some_and(|s| s.get(&key.validator).is_some()),
+            ),
+            Err(_) => None,
         }
     }
 
@@ -941,10 +944,14 @@ impl DriverCore {
             GossipMsg::Evidence(ev) => {
                 if ev.verify(&self.tip.chain_id).is_err() {
                     self.report(from, "invalid evidence");
-                } else if !self.evidence_names_a_validator(&ev) {
-                    self.report(from, "evidence about a key that is no validator");
                 } else {
-                    self.submit_evidence(ev);
+                    match self.evidence_names_a_validator(&ev) {
+                        Some(true) => self.submit_evidence(ev),
+                        Some(false) => {
+                            self.report(from, "evidence about a key that is no validator")
+                        }
+                        None => debug!("evidence of a height not reached yet; ignored"),
+                    }
                 }
             }
             GossipMsg::Status(s) => self.on_status(from, s),
