@@ -121,6 +121,10 @@ pub struct Config {
     /// Test and fault-injection switches; never set in production.
     #[serde(default)]
     pub testing: TestingConfig,
+    /// The operator's `--confirm-signing-state`: start although the chain store and the
+    /// signing state disagree (see docs/operations.md, "Signing state"). Not in the file.
+    #[serde(skip)]
+    pub confirm_signing_state: bool,
 }
 
 /// `[testing]`: fault injection for the end-to-end test suite.
@@ -166,6 +170,7 @@ impl Default for Config {
             store: ledger::store::StoreOptions::default(),
             api: ApiConfig::default(),
             testing: TestingConfig::default(),
+            confirm_signing_state: false,
         }
     }
 }

@@ -22,3 +22,4 @@ pub mod messages;
 pub mod metrics;
 pub mod network;
 pub mod run;
+pub mod signing;

@@ -22,6 +22,11 @@ struct Cli {
     /// The node's config file (TOML; see docs/operations.md).
     #[arg(long, global = false)]
     config: Option<PathBuf>,
+    /// Start although the chain store and the signing state disagree (a store with blocks
+    /// but no signing state, or a signing state over an empty store). Read
+    /// docs/operations.md ("Signing state") first: a wrong confirmation can double-sign.
+    #[arg(long, global = true)]
+    confirm_signing_state: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -73,6 +78,7 @@ fn install_panic_hook() {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     install_panic_hook();
+    let confirm = cli.confirm_signing_state;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,7 +92,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match (cli.command, cli.config) {
             (Some(Command::Dev { data, api, p2p }), _) => {
-                let (cfg, paths, created) = dev::prepare(&data, api, &p2p)?;
+                let (mut cfg, paths, created) = dev::prepare(&data, api, &p2p)?;
+                cfg.confirm_signing_state = confirm;
                 run::init_logging(&cfg);
                 run::run(cfg, move |s| {
                     let verb = if created { "created" } else { "reusing" };
@@ -100,7 +107,8 @@ fn main() -> std::process::ExitCode {
                 .await
             }
             (None, Some(path)) => {
-                let cfg = Config::load(&path)?;
+                let mut cfg = Config::load(&path)?;
+                cfg.confirm_signing_state = confirm;
                 run::init_logging(&cfg);
                 run::run(cfg, |s| {
                     println!("govledger-node listening: API http://{} peer {}", s.api_addr, s.peer_id);

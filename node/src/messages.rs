@@ -40,12 +40,21 @@ pub enum GossipMsg {
     /// Evidence of equivocation.
     Evidence(Evidence),
     /// Where the sender is; lets peers that are behind start a sync.
-    Status {
-        /// Height of the sender's last committed block.
-        height: u64,
-        /// The sender's current round at `height + 1`.
-        round: u32,
-    },
+    Status(Status),
+}
+
+/// A node's position, with the commit certificate of its tip as proof: a peer that is
+/// behind trusts the height only if the certificate verifies (see `driver::sync`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Height of the sender's last committed block.
+    pub height: u64,
+    /// Its hash.
+    pub block_hash: ledger::hash::Hash,
+    /// The sender's current round at `height + 1`.
+    pub round: u32,
+    /// The certificate of that block (`None` at genesis).
+    pub commit: Option<ledger::CommitCertificate>,
 }
 
 impl GossipMsg {
@@ -139,10 +148,12 @@ mod tests {
 
     #[test]
     fn status_round_trip_and_garbage() {
-        let m = GossipMsg::Status {
+        let m = GossipMsg::Status(Status {
             height: 7,
+            block_hash: ledger::hash::Hash::ZERO,
             round: 2,
-        };
+            commit: None,
+        });
         assert_eq!(GossipMsg::decode(&m.encode()).unwrap(), m);
         assert!(GossipMsg::decode(&[0xff; 40]).is_err());
         assert!(GossipMsg::decode(&[]).is_err());

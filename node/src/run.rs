@@ -152,6 +152,17 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         announce: announce_tx,
         health: crate::health::Health::new(genesis_time_ms, idle_block_interval_ms, tip.height),
     });
+    let signing = crate::signing::open_checked(
+        &cfg.data_dir,
+        &store,
+        &crate::signing::Binding {
+            version: crate::signing::SIGNING_FORMAT_VERSION,
+            chain_id: app.genesis.chain_id.clone(),
+            genesis_hash: app.genesis_hash,
+            key: key.public_key(),
+        },
+        cfg.confirm_signing_state,
+    )?;
     let driver = Driver::new(
         app.clone(),
         net.clone(),
@@ -161,6 +172,7 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         DriverConfig {
             key,
             equivocate: cfg.testing.equivocate,
+            signing,
         },
     )?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -190,7 +202,13 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
             info!("stopped");
             Ok(())
         }
-        Some(what) => Err(anyhow::anyhow!("{what}; the node stopped")),
+        Some((what, None)) => Err(anyhow::anyhow!("{what}; the node stopped")),
+        Some((what, Some(code))) => {
+            // The driver refused to go on (it could sign or commit what it cannot stand
+            // behind): its own exit code, after the store closed cleanly.
+            eprintln!("error: {what}; the node stopped");
+            std::process::exit(code);
+        }
     }
 }
 
@@ -202,25 +220,28 @@ pub const STORE_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// (a commit in progress completes), then the API. Returns what failed, if anything.
 async fn supervise(
     app: &App,
-    mut driver_task: JoinHandle<()>,
+    mut driver_task: JoinHandle<Result<(), crate::driver::DriverFailed>>,
     mut api_task: JoinHandle<std::io::Result<()>>,
     shutdown_tx: watch::Sender<bool>,
-) -> Option<String> {
+) -> Option<(String, Option<i32>)> {
     let (mut driver_done, mut api_done) = (false, false);
     let failure = tokio::select! {
         () = wait_for_signal() => None,
         r = &mut driver_task => {
             driver_done = true;
-            Some(ended("the consensus driver", r.map(Ok)))
+            Some(match r {
+                Ok(Err(f)) => (format!("the consensus driver failed: {}", f.reason), Some(f.code)),
+                r => (ended("the consensus driver", r.map(|_| Ok(()))), None),
+            })
         }
         r = &mut api_task => {
             api_done = true;
-            Some(ended("the API server", r))
+            Some((ended("the API server", r), None))
         }
     };
     match &failure {
         None => info!("shutting down"),
-        Some(what) => {
+        Some((what, _)) => {
             error!(what = %what, "a part of the node stopped; shutting the node down");
             app.health.stopped(what.clone());
         }

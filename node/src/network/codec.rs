@@ -26,9 +26,9 @@ use std::io;
 use std::sync::Arc;
 
 /// The gossip push protocol: request = one [`GossipMsg`], response = an empty ack.
-pub const GOSSIP_PROTOCOL: StreamProtocol = StreamProtocol::new("/govledger/gossip/1");
+pub const GOSSIP_PROTOCOL: StreamProtocol = StreamProtocol::new("/govledger/gossip/2");
 /// The block sync protocol: request = [`SyncRequest`], response = [`SyncResponse`].
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/govledger/sync/1");
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/govledger/sync/2");
 
 /// Size of the length prefix of a frame.
 const FRAME_PREFIX_BYTES: usize = 4;
@@ -308,10 +308,12 @@ mod tests {
 
     #[test]
     fn gossip_round_trip() {
-        let msg = GossipMsg::Status {
+        let msg = GossipMsg::Status(crate::messages::Status {
             height: 3,
+            block_hash: ledger::hash::Hash::ZERO,
             round: 1,
-        };
+            commit: None,
+        });
         let mut wire = Vec::new();
         block_on(GossipCodec.write_request(
             &GOSSIP_PROTOCOL,
@@ -368,10 +370,12 @@ mod tests {
         assert!(matches!(codec_error(&err), Some(CodecError::Decode { .. })));
 
         let mut cut = framed(
-            &GossipMsg::Status {
+            &GossipMsg::Status(crate::messages::Status {
                 height: 1,
+                block_hash: ledger::hash::Hash::ZERO,
                 round: 0,
-            }
+                commit: None,
+            })
             .encode(),
         );
         cut.truncate(cut.len() - 1);

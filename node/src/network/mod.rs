@@ -30,6 +30,7 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
+pub use actor::serve_blocks;
 pub use ingress::NetworkHandle;
 
 use crate::messages::GossipMsg;

@@ -188,7 +188,12 @@ async fn wait_until(what: &str, cond: impl Fn() -> bool) {
 }
 
 fn status(height: u64) -> GossipMsg {
-    GossipMsg::Status { height, round: 0 }
+    GossipMsg::Status(crate::messages::Status {
+        height,
+        block_hash: ledger::hash::Hash::ZERO,
+        round: 0,
+        commit: None,
+    })
 }
 
 fn is_gossip(from: PublicKey, msg: GossipMsg) -> impl Fn(&NetEvent) -> bool {
@@ -294,7 +299,7 @@ async fn broadcast_reaches_all_and_send_to_reaches_one() {
         let mut seen = std::collections::HashSet::new();
         while (seen.len() as u64) < BURST {
             if let NetEvent::Gossip {
-                msg: GossipMsg::Status { height, .. },
+                msg: GossipMsg::Status(crate::messages::Status { height, .. }),
                 ..
             } = wait_for(
                 node,
