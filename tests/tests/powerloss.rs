@@ -150,14 +150,33 @@ fn anchor(i: u64) -> TxBody {
 }
 
 fn next_nonce(api: &Api, signer: &Signer) -> u64 {
-    let v = api
-        .get(&format!("/v1/accounts/{}", signer.key.public_key()))
+    let v = get(api, &format!("/v1/accounts/{}", signer.key.public_key()))
         .unwrap_or_else(|e| panic!("account: {} {}", e.status, e.body));
     v["next_nonce"].as_u64().unwrap_or(0)
 }
 
+/// Pause between submissions: keeps the acknowledged transactions (each checked after
+/// every cut) to a few hundred per cycle, and the checks under the API's rate limit.
+const SUBMIT_PAUSE: Duration = Duration::from_millis(5);
+/// Retries of a read refused by the API's rate limit (429), 100 ms apart.
+const RATE_LIMITED_RETRIES: u32 = 100;
+
+/// GET, waiting out the API's rate limit.
+fn get(api: &Api, path: &str) -> Result<serde_json::Value, govledger_tests::ApiError> {
+    let mut tries = 0;
+    loop {
+        match api.get(path) {
+            Err(e) if e.status == 429 && tries < RATE_LIMITED_RETRIES => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            r => return r,
+        }
+    }
+}
+
 fn block_hash(api: &Api, height: u64) -> Option<String> {
-    api.get(&format!("/v1/blocks/{height}"))
+    get(api, &format!("/v1/blocks/{height}"))
         .ok()
         .and_then(|b| b["hash"].as_str().map(str::to_string))
 }
@@ -198,6 +217,7 @@ fn submit_until_cut(
             height,
             block_hash: hash,
         });
+        std::thread::sleep(SUBMIT_PAUSE);
     }
     doc
 }
@@ -289,9 +309,7 @@ fn acknowledged_commits_survive_power_cuts() {
             node.log_tail()
         );
         for a in &all_acked {
-            let tx = api
-                .tx(&a.id.parse().expect("record id"))
-                .unwrap_or_else(|e| panic!("{context}: tx {}: {} {}", a.id, e.status, e.body));
+            let tx = get(&api, &format!("/v1/txs/{}", a.id)).unwrap_or_else(|e| panic!("{context}: tx {}: {} {}", a.id, e.status, e.body));
             assert_eq!(
                 tx["status"], "committed",
                 "{context}: acknowledged transaction {} (height {}) is gone: {tx}",
