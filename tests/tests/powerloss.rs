@@ -226,7 +226,10 @@ fn submit_until_cut(
 fn acknowledged_commits_survive_power_cuts() {
     let strict = std::env::var("GOVLEDGER_POWERLOSS_STRICT").as_deref() == Ok("1");
     let skip = |why: String| {
-        assert!(!strict, "GOVLEDGER_POWERLOSS_STRICT=1 but the power-loss test cannot run: {why}");
+        assert!(
+            !strict,
+            "GOVLEDGER_POWERLOSS_STRICT=1 but the power-loss test cannot run: {why}"
+        );
         eprintln!("\n!!!!! SKIPPED acknowledged_commits_survive_power_cuts: {why} !!!!!");
         eprintln!("!!!!! (set GOVLEDGER_POWERLOSS_STRICT=1 to make this a failure) !!!!!\n");
     };
@@ -309,7 +312,8 @@ fn acknowledged_commits_survive_power_cuts() {
             node.log_tail()
         );
         for a in &all_acked {
-            let tx = get(&api, &format!("/v1/txs/{}", a.id)).unwrap_or_else(|e| panic!("{context}: tx {}: {} {}", a.id, e.status, e.body));
+            let tx = get(&api, &format!("/v1/txs/{}", a.id))
+                .unwrap_or_else(|e| panic!("{context}: tx {}: {} {}", a.id, e.status, e.body));
             assert_eq!(
                 tx["status"], "committed",
                 "{context}: acknowledged transaction {} (height {}) is gone: {tx}",

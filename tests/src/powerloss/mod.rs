@@ -103,7 +103,10 @@ impl Drop for PowerLossFs {
         if let Some(s) = self.session.take()
             && let Err(e) = s.umount_and_join()
         {
-            eprintln!("powerloss: cannot unmount {}: {e}", self.mountpoint.display());
+            eprintln!(
+                "powerloss: cannot unmount {}: {e}",
+                self.mountpoint.display()
+            );
         }
     }
 }
@@ -435,7 +438,16 @@ impl Filesystem for Adapter {
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         // Plenty of room: free-space checks must not fail the node.
         let blocks = 1 << 24;
-        reply.statfs(blocks, blocks / 2, blocks / 2, 1 << 20, 1 << 19, 4096, 255, 4096);
+        reply.statfs(
+            blocks,
+            blocks / 2,
+            blocks / 2,
+            1 << 20,
+            1 << 19,
+            4096,
+            255,
+            4096,
+        );
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
@@ -457,7 +469,13 @@ impl Filesystem for Adapter {
             .create_file(parent.0, name, perm_of(mode, umask))
             .and_then(|ino| attr(&m, ino))
         {
-            Ok(a) => reply.created(&CACHE_TTL, &a, Generation(0), FileHandle(0), FopenFlags::empty()),
+            Ok(a) => reply.created(
+                &CACHE_TTL,
+                &a,
+                Generation(0),
+                FileHandle(0),
+                FopenFlags::empty(),
+            ),
             Err(e) => reply.error(errno(e)),
         }
     }

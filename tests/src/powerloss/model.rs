@@ -262,7 +262,13 @@ impl Model {
         dir.entries.get(name).copied().ok_or(FsError::NotFound)
     }
 
-    fn add_inode(&mut self, parent: u64, name: &OsStr, kind: Kind, perm: u16) -> Result<u64, FsError> {
+    fn add_inode(
+        &mut self,
+        parent: u64,
+        name: &OsStr,
+        kind: Kind,
+        perm: u16,
+    ) -> Result<u64, FsError> {
         if self.inodes.len() >= INODES_MAX {
             return Err(FsError::NoSpace);
         }
@@ -272,7 +278,9 @@ impl Model {
         }
         let ino = self.next_ino;
         self.next_ino += 1;
-        self.dir_mut(parent)?.entries.insert(name.to_os_string(), ino);
+        self.dir_mut(parent)?
+            .entries
+            .insert(name.to_os_string(), ino);
         self.inodes.insert(
             ino,
             Inode {
@@ -430,7 +438,10 @@ impl Model {
                         .iter()
                         .filter(|(k, v)| d.durable.get(*k) != Some(v))
                         .count()
-                        + d.durable.keys().filter(|k| !d.entries.contains_key(*k)).count();
+                        + d.durable
+                            .keys()
+                            .filter(|k| !d.entries.contains_key(*k))
+                            .count();
                     self.stats.entries_dropped += changed as u64;
                     d.entries = d.durable.clone();
                 }
@@ -490,7 +501,10 @@ mod tests {
         let mut lost = Model::new();
         std::mem::swap(&mut lost, &mut m);
         lost.power_cut();
-        assert_eq!(lost.lookup(lost.lookup(ROOT_INO, n("d")).unwrap(), n("f")), Err(FsError::NotFound));
+        assert_eq!(
+            lost.lookup(lost.lookup(ROOT_INO, n("d")).unwrap(), n("f")),
+            Err(FsError::NotFound)
+        );
         // With the directory synced, the synced prefix survives, the rest does not.
         let mut m = Model::new();
         let d = m.mkdir(ROOT_INO, n("d"), 0o755).unwrap();
@@ -502,7 +516,9 @@ mod tests {
         m.write(f, 5, b" world").unwrap();
         m.write(f, 0, b"J").unwrap();
         m.power_cut();
-        let f = m.lookup(m.lookup(ROOT_INO, n("d")).unwrap(), n("f")).unwrap();
+        let f = m
+            .lookup(m.lookup(ROOT_INO, n("d")).unwrap(), n("f"))
+            .unwrap();
         assert_eq!(m.read(f, 0, 100).unwrap(), b"hello");
         assert!(m.stats.bytes_dropped >= 7);
     }
@@ -518,13 +534,15 @@ mod tests {
         m.write(f, 5, b"ab").unwrap();
         m.fsync(f).unwrap();
         assert_eq!(m.read(f, 0, 100).unwrap(), b"012\0\0ab");
-        m.rename(ROOT_INO, n("tmp"), ROOT_INO, n("final"), false).unwrap();
+        m.rename(ROOT_INO, n("tmp"), ROOT_INO, n("final"), false)
+            .unwrap();
         m.power_cut();
         // The rename was not synced: the old name, with the synced bytes.
         assert_eq!(m.lookup(ROOT_INO, n("final")), Err(FsError::NotFound));
         let f = m.lookup(ROOT_INO, n("tmp")).unwrap();
         assert_eq!(m.read(f, 0, 100).unwrap(), b"012\0\0ab");
-        m.rename(ROOT_INO, n("tmp"), ROOT_INO, n("final"), false).unwrap();
+        m.rename(ROOT_INO, n("tmp"), ROOT_INO, n("final"), false)
+            .unwrap();
         m.fsync(ROOT_INO).unwrap();
         m.power_cut();
         assert!(m.lookup(ROOT_INO, n("final")).is_ok());
