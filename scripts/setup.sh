@@ -12,9 +12,13 @@ if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev
 fi
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
+# The power-loss test (tests/tests/powerloss.rs) mounts a FUSE file system: as root it
+# mounts directly, otherwise through fusermount3 (Debian's fuse3). Without /dev/fuse the
+# test skips (fails with GOVLEDGER_POWERLOSS_STRICT=1).
+command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 
 if [ ${#need[@]} -gt 0 ]; then
-  echo "setup: installing ${need[*]} (needed to build RocksDB)" >&2
+  echo "setup: installing ${need[*]} (needed to build RocksDB and run the tests)" >&2
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else

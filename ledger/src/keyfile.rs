@@ -109,8 +109,11 @@ pub fn write_new(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
             }
         }
     })?;
+    // The file's name is durable only once its directory is synced too: without it a
+    // power cut can leave no key file behind a chain that was started with it.
     f.write_all(render(key).as_bytes())
         .and_then(|_| f.sync_all())
+        .and_then(|_| crate::durable::sync_parent(path))
         .map_err(|source| KeyFileError::Io { path: p, source })
 }
 

@@ -16,6 +16,7 @@ pub mod bytes;
 pub mod chain;
 pub mod codec;
 pub mod crypto;
+pub mod durable;
 pub mod execute;
 pub mod genesis;
 pub mod hash;

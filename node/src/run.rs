@@ -62,9 +62,11 @@ pub struct Started {
 pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Result<()> {
     let genesis = load_genesis(&cfg.genesis)?;
     let key = ledger::keyfile::read(&cfg.node_key).context("node key")?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let db_path = cfg.data_dir.join("db");
+    // Created here with synced parents: RocksDB syncs what is inside `db`, not `db`'s own
+    // entry in the data directory (a power cut could lose the whole store).
+    ledger::durable::create_dir_all(&db_path)
+        .with_context(|| format!("cannot create data directory {}", db_path.display()))?;
     let store = Arc::new(
         Store::open_with(&db_path, &genesis, cfg.store)
             .with_context(|| format!("cannot open the store in {}", db_path.display()))?,

@@ -1,8 +1,11 @@
-//! End-to-end test support: a cluster of real `govledger-node` processes on loopback, and
-//! a small HTTP client for their API.
+//! End-to-end test support: a cluster of real `govledger-node` processes on loopback,
+//! a small HTTP client for their API, and a file system that loses unsynced writes
+//! ([`powerloss`]).
 //!
 //! The node binary is taken from the build directory of the test binary itself
 //! (`target/release/govledger-node`), which `scripts/test.sh` builds before the tests run.
+
+pub mod powerloss;
 
 use ledger::crypto::SecretKey;
 use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
