@@ -239,7 +239,7 @@ fn acknowledged_commits_survive_power_cuts() {
     let seed = std::env::var("GOVLEDGER_POWERLOSS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| govledger_tests::now_ms());
+        .unwrap_or_else(govledger_tests::now_ms);
     eprintln!("powerloss: seed {seed} (replay with GOVLEDGER_POWERLOSS_SEED={seed})");
     let mut rng = Rng(seed);
 
