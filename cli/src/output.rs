@@ -45,7 +45,7 @@ fn is_record(v: &Value) -> bool {
 fn scalar(key: &str, v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => escape_untrusted(s),
         Value::Number(n) if key.ends_with("_ms") => match n.as_u64() {
             Some(ms) => format!("{ms} ({})", crate::time::format_ms(ms)),
             None => n.to_string(),
@@ -58,8 +58,46 @@ fn is_scalar(v: &Value) -> bool {
     !matches!(v, Value::Object(_) | Value::Array(_))
 }
 
-/// Text form of any JSON answer.
+/// Whether a character could repaint or reorder a terminal's text: C0/C1 controls (escape
+/// sequences, carriage returns, newlines inside a value) and the Unicode format characters
+/// that reorder or hide text (bidirectional overrides and isolates, zero-width marks).
+fn is_unsafe_for_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A string from a node or a record, made safe to print: every character that could act on
+/// the terminal is shown as `\u{..}` (Chinese and other printable text is kept as it is).
+pub fn escape_untrusted(s: &str) -> String {
+    if !s.chars().any(is_unsafe_for_terminal) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_unsafe_for_terminal(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text form of any JSON answer. Values are escaped (see [`escape_untrusted`]); keys and
+/// anything else from the answer that reaches the text are escaped in a last pass that
+/// keeps only the layout's own newlines.
 pub fn render(v: &Value) -> String {
+    let out = render_raw(v);
+    if !out.chars().any(|c| c != '\n' && is_unsafe_for_terminal(c)) {
+        return out;
+    }
+    out.split('\n')
+        .map(escape_untrusted)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn render_raw(v: &Value) -> String {
     let mut out = String::new();
     if is_page(v) {
         render_page(v, 0, &mut out);
@@ -220,6 +258,30 @@ mod tests {
                           "body": {"anchor": {"document_hash": "ef".repeat(32), "label": "minutes"}}},
                    "signature": "00"}
         })
+    }
+
+    #[test]
+    fn terminal_escapes_in_values_and_keys_are_shown_escaped() {
+        // A label that would clear the screen and print a fake verdict, a key with an
+        // escape, a right-to-left override, and Chinese that must stay as it is.
+        let v = json!({
+            "label": "\u{1b}[2J\u{1b}[HVALID: verified OK\rX\nY",
+            "ke\u{1b}[31my": "v",
+            "note": "abc\u{202e}fed",
+            "名称": "不动产登记",
+        });
+        let text = render(&v);
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(!text.contains('\r'), "{text:?}");
+        assert!(!text.contains('\u{202e}'), "{text:?}");
+        assert!(text.contains("\\u{1b}[2J"), "{text}");
+        assert!(text.contains("\\u{d}X\\u{a}Y"), "{text}");
+        assert!(text.contains("名称: 不动产登记"), "{text}");
+        // One line per field: the newline inside the label did not start a line.
+        assert_eq!(text.lines().count(), 4, "{text}");
+        let mut r = record(1);
+        r["tx"]["tx"]["body"]["anchor"]["label"] = json!("\u{1b}]0;owned\u{7}");
+        assert!(!render(&r).contains('\u{1b}'));
     }
 
     #[test]

@@ -89,16 +89,28 @@ pub fn load_genesis(path: &Path) -> Result<Genesis, LocalError> {
     })
 }
 
-/// Reads a file of at most `max` bytes.
+/// Reads a file of at most `max` bytes. The bound holds for what is read, not for what the
+/// file claims: a pipe, a FIFO or `/dev/stdin` (whose size reads as 0) and a file that grows
+/// while it is read are cut off at `max + 1` bytes and refused.
 pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, LocalError> {
-    let meta = std::fs::metadata(path).map_err(|e| LocalError::io(path, e))?;
-    if meta.len() > max {
-        return Err(LocalError {
-            path: path.display().to_string(),
-            reason: format!("larger than {max} bytes"),
-        });
+    use std::io::Read;
+    let too_large = || LocalError {
+        path: path.display().to_string(),
+        reason: format!("larger than {max} bytes"),
+    };
+    let file = std::fs::File::open(path).map_err(|e| LocalError::io(path, e))?;
+    let claimed = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if claimed > max {
+        return Err(too_large());
     }
-    std::fs::read(path).map_err(|e| LocalError::io(path, e))
+    let mut bytes = Vec::with_capacity(usize::try_from(claimed).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| LocalError::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// Reads a UTF-8 text file of at most `max` bytes.
@@ -167,4 +179,41 @@ pub fn verify_files(
         }));
     };
     Ok(verify_bundle(&text, &genesis, doc_hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipe_is_read_up_to_the_bound_and_refused_beyond_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("bundle.pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("mkfifo is not available; skipped");
+            return;
+        }
+        // A writer that would send 8 MiB (its size reads as 0): the reader stops after
+        // the bound and refuses it; the writer then sees a closed pipe.
+        let path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..128 {
+                if f.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        let err = read_bounded(&fifo, 1024 * 1024).unwrap_err();
+        assert!(err.reason.contains("larger than 1048576 bytes"), "{err:?}");
+        writer.join().unwrap();
+        // Within the bound, a pipe is read whole.
+        let path = fifo.clone();
+        let writer = std::thread::spawn(move || std::fs::write(&path, b"small").unwrap());
+        assert_eq!(read_bounded(&fifo, 1024).unwrap(), b"small");
+        writer.join().unwrap();
+    }
 }

@@ -188,11 +188,7 @@ pub fn read_pseudonym_secret(path: &Path) -> Result<[u8; 32], LocalError> {
         path: path.display().to_string(),
         reason: reason.into(),
     };
-    let meta = std::fs::metadata(path).map_err(|e| LocalError::io(path, e))?;
-    if meta.len() > SECRET_FILE_BYTES_MAX {
-        return Err(bad("too large for a pseudonym secret"));
-    }
-    let bytes = std::fs::read(path).map_err(|e| LocalError::io(path, e))?;
+    let bytes = crate::verify::read_bounded(path, SECRET_FILE_BYTES_MAX)?;
     let mut key = [0u8; 32];
     if let Ok(text) = std::str::from_utf8(&bytes)
         && hex::decode_to_slice(text.trim(), &mut key).is_ok()

@@ -9,6 +9,7 @@ use govledger_cli::audit::{AuditError, AuditOptions, BoxError, ChainSource, audi
 use ledger::block::CommittedBlock;
 use ledger::hash::Hash;
 use ledger::tx::TxBody;
+use ledger::vote::{CommitCertificate, Vote, VoteType};
 
 fn run_audit(
     w: &World,
@@ -106,14 +107,14 @@ fn a_checkpoint_is_found_and_extended_consistently() {
 #[test]
 fn a_store_altered_behind_the_nodes_back_fails_at_that_block() {
     // A transaction's bytes rewritten (its signature no longer matches).
-    let (w, _, _) = World::standard("audit-tamper");
+    let (mut w, _, _) = World::standard("audit-tamper");
     let cb = w.store.committed_block(5).unwrap().unwrap();
     let leaf = cb.block.header.log_size - 2;
     let mut stx = cb.block.txs[1].clone();
     if let TxBody::Anchor(a) = &mut stx.tx.body {
         a.label = "forged".into();
     }
-    w.store.tamper_tx_bytes(leaf, &stx.encode()).unwrap();
+    w.tamper_tx_bytes(leaf, &stx.encode());
     expect_mismatch(
         run_audit(&w, &AuditOptions::default()),
         5,
@@ -122,15 +123,13 @@ fn a_store_altered_behind_the_nodes_back_fails_at_that_block() {
 
     // A different, validly signed transaction put in place of a committed one (an insider
     // with the clerk's key): the block's tx root no longer matches.
-    let (w, _, _) = World::standard("audit-tamper-2");
+    let (mut w, _, _) = World::standard("audit-tamper-2");
     let cb = w.store.committed_block(3).unwrap().unwrap();
     let leaf = cb.block.header.log_size - 1;
     let mut replacement = cb.block.txs[0].clone();
     replacement.tx.body = anchor(b"something else");
     let replacement = replacement.tx.sign(&w.clerk);
-    w.store
-        .tamper_tx_bytes(leaf, &replacement.encode())
-        .unwrap();
+    w.tamper_tx_bytes(leaf, &replacement.encode());
     let r = run_audit(&w, &AuditOptions::default());
     if let Err(AuditError::Mismatch { reason, .. }) = &r {
         assert!(reason.contains("tx_root"), "{reason}");
@@ -209,6 +208,75 @@ fn commit_certificates_and_header_links_are_checked() {
         }
     });
     expect_mismatch(audit(g, &mut s, &opts, &mut noop), 5, "commit certificate");
+
+    // A genuinely signed precommit of a key that is not a validator at that height: the
+    // fifth key, in force only from height 4, signs block 3 beside the four validators.
+    // Every signature verifies and the four alone are a quorum; the certificate is refused
+    // all the same, naming the key.
+    let signers = w.keys.clone();
+    let chain_id = g.chain_id.clone();
+    let fifth = w.keys[4].public_key();
+    let r = audit(
+        g,
+        &mut altered(&w, move |b| {
+            if b.block.header.height == 3 {
+                let h = &b.block.header;
+                let votes: Vec<Vote> = signers
+                    .iter()
+                    .map(|k| {
+                        Vote::new_signed(
+                            &chain_id,
+                            h.height,
+                            0,
+                            VoteType::Precommit,
+                            Some(h.hash()),
+                            k,
+                        )
+                    })
+                    .collect();
+                b.commit = CommitCertificate::from_votes(h.height, 0, h.hash(), &votes);
+                assert_eq!(b.commit.signatures.len(), 5);
+            }
+        }),
+        &opts,
+        &mut noop,
+    );
+    match &r {
+        Err(AuditError::Mismatch { reason, .. }) => assert!(
+            reason.contains(&format!("{fifth} is not a validator")),
+            "{reason}"
+        ),
+        _ => panic!("expected a mismatch, got {:?}", r.as_ref().err()),
+    }
+    expect_mismatch(r, 3, "commit certificate");
+    // The same certificate without the outsider is accepted (the test alters nothing else).
+    let signers = w.keys[..4].to_vec();
+    let chain_id = g.chain_id.clone();
+    let r = audit(
+        g,
+        &mut altered(&w, move |b| {
+            if b.block.header.height == 3 {
+                let h = &b.block.header;
+                let votes: Vec<Vote> = signers
+                    .iter()
+                    .map(|k| {
+                        Vote::new_signed(
+                            &chain_id,
+                            h.height,
+                            0,
+                            VoteType::Precommit,
+                            Some(h.hash()),
+                            k,
+                        )
+                    })
+                    .collect();
+                b.commit = CommitCertificate::from_votes(h.height, 0, h.hash(), &votes);
+            }
+        }),
+        &opts,
+        &mut noop,
+    );
+    assert!(r.is_ok(), "{:?}", r.err());
 
     // A block whose header was rewritten (and re-certified by nobody) breaks the link.
     let mut s = altered(&w, |b| {

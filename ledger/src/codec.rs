@@ -12,14 +12,37 @@ use serde::{Serialize, de::DeserializeOwned};
 /// The largest input any decoder accepts (a block at the hard size cap, plus headroom).
 pub const DECODE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-type Config = bincode::config::Configuration<
+/// The configuration of every encoding: legacy layout, no limit (encoding is of values we
+/// built and bounded ourselves).
+fn encode_config() -> bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Fixint,
-    bincode::config::Limit<DECODE_BYTES_MAX>,
->;
+    bincode::config::NoLimit,
+> {
+    bincode::config::legacy()
+}
 
-fn config() -> Config {
-    bincode::config::legacy().with_limit::<DECODE_BYTES_MAX>()
+/// The configuration of a decode with a byte limit of `N`.
+///
+/// bincode allocates a string's or byte list's claimed length before it reads the bytes,
+/// checking the claim only against the configured limit. In the serde path every claim is
+/// of bytes that must be present in the input (primitives claim their fixed width, strings
+/// and byte lists their length; sequences are pre-allocated by serde's cautious size hint),
+/// so a limit of the input's own length refuses a lying length before it allocates. The
+/// limit is a type parameter, so it is chosen from power-of-two tiers (see
+/// [`decode_prefix_exact`]): a claim can allocate at most twice the input's size.
+fn decode_config<const N: usize>() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Fixint,
+    bincode::config::Limit<N>,
+> {
+    bincode::config::legacy().with_limit::<N>()
+}
+
+fn decode_limited<const N: usize, T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(bytes, decode_config::<N>())
 }
 
 /// Why bytes could not be decoded.
@@ -58,7 +81,7 @@ pub enum DecodeError {
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     // Serialisation into a Vec cannot fail for our types: they contain no maps with
     // non-serialisable keys and nothing exceeds the limit we construct ourselves.
-    match bincode::serde::encode_to_vec(value, config()) {
+    match bincode::serde::encode_to_vec(value, encode_config()) {
         Ok(v) => v,
         Err(e) => unreachable_encode(e),
     }
@@ -91,8 +114,20 @@ pub fn decode_prefix_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Decod
             max: DECODE_BYTES_MAX,
         });
     }
-    let (value, used): (T, usize) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    // The smallest tier that holds the input (1 KiB .. DECODE_BYTES_MAX).
+    const K: usize = 1024;
+    let decoded = match bytes.len().max(K).next_power_of_two() {
+        n if n <= K => decode_limited::<K, T>(bytes),
+        n if n <= 4 * K => decode_limited::<{ 4 * K }, T>(bytes),
+        n if n <= 16 * K => decode_limited::<{ 16 * K }, T>(bytes),
+        n if n <= 64 * K => decode_limited::<{ 64 * K }, T>(bytes),
+        n if n <= 256 * K => decode_limited::<{ 256 * K }, T>(bytes),
+        n if n <= 1024 * K => decode_limited::<{ 1024 * K }, T>(bytes),
+        n if n <= 4096 * K => decode_limited::<{ 4096 * K }, T>(bytes),
+        n if n <= 16384 * K => decode_limited::<{ 16384 * K }, T>(bytes),
+        _ => decode_limited::<DECODE_BYTES_MAX, T>(bytes),
+    };
+    let (value, used): (T, usize) = decoded.map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if used != bytes.len() {
         return Err(DecodeError::TrailingBytes(bytes.len() - used));
     }
@@ -179,6 +214,38 @@ mod tests {
         bytes.push(0);
         bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
         assert!(decode::<Sample>(&bytes).is_err());
+    }
+
+    #[test]
+    fn a_claimed_length_beyond_the_input_is_refused_by_the_limit() {
+        // A 100-byte input whose string claims 60 MiB: refused by the limit (before any
+        // allocation), not by running out of input after allocating 60 MiB.
+        let mut bytes = 7u64.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&(60u64 << 20).to_le_bytes());
+        bytes.resize(100, b'a');
+        match decode::<Sample>(&bytes) {
+            Err(DecodeError::Malformed(m)) => assert!(m.contains("imit"), "{m}"),
+            other => panic!("expected the limit to refuse it, got {other:?}"),
+        }
+        // The same at every tier boundary: a claim just past the input is refused by the
+        // limit wherever the input's size falls, and a value using the whole tier decodes.
+        for len in [1000usize, 5000, 70_000, 300_000, 2_000_000] {
+            let s = Sample {
+                a: 1,
+                b: "x".repeat(len),
+                c: None,
+                d: vec![],
+            };
+            let bytes = encode(&s);
+            assert_eq!(decode::<Sample>(&bytes).unwrap(), s);
+            let mut lying = bytes.clone();
+            let claim = (bytes.len().next_power_of_two() * 2) as u64;
+            lying[8..16].copy_from_slice(&claim.to_le_bytes());
+            match decode::<Sample>(&lying) {
+                Err(DecodeError::Malformed(m)) => assert!(m.contains("imit"), "{len}: {m}"),
+                other => panic!("{len}: expected the limit to refuse it, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -151,6 +151,9 @@ pub enum StoreError {
     /// Unknown schema.
     #[error("data directory has schema version {0}; this build reads version {SCHEMA_VERSION}")]
     Schema(u32),
+    /// A page cursor names a leaf that does not exist (the caller's error, not the store's).
+    #[error("the cursor `after={0}` names no record; use the `next` of a previous page")]
+    UnknownCursor(u64),
 }
 
 /// Result alias.
@@ -516,11 +519,13 @@ impl Store {
         // Seek straight past the cursor instead of scanning from the start of the range.
         if let Some(a) = after {
             let time = if q.is_by_time() {
-                self.leaf_time(a)?
+                // A by-time cursor seeks to its record's time; one that names no record
+                // would scan the range from time 0, so it is refused.
+                self.leaf_time(a)?.ok_or(StoreError::UnknownCursor(a))?
             } else {
-                None
+                0
             };
-            let seek = q.seek_after(a, time.unwrap_or(0));
+            let seek = q.seek_after(a, time);
             if seek > start {
                 start = seek;
             }
@@ -677,15 +682,6 @@ impl Store {
             self.db.flush_cf(self.cf(n))?;
         }
         Ok(())
-    }
-
-    /// For tests of tamper detection only: overwrites a stored transaction's bytes behind
-    /// the ledger's back, as an attacker with disk access could.
-    #[doc(hidden)]
-    pub fn tamper_tx_bytes(&self, leaf: u64, bytes: &[u8]) -> Result<()> {
-        let mut b = WriteBatch::default();
-        b.put_cf(self.cf(CF_TXS), be(leaf), bytes);
-        self.sync_write(b)
     }
 }
 

@@ -53,35 +53,66 @@ pub struct NodeStatus {
 }
 
 /// Waiters for transactions to commit (`wait=true` submissions).
+///
+/// A waiter whose request has gone away (answered, timed out after at most
+/// `WAIT_TIMEOUT_MAX_MS`, or disconnected) leaves a closed sender behind; those are swept
+/// every [`WAITERS_SWEEP_EVERY`] registrations and whenever the table is full, so the
+/// table holds at most `max` transactions and its dead entries do not outlive the next
+/// sweep.
 #[derive(Default)]
 pub struct Waiters {
-    inner: Mutex<HashMap<Hash, Vec<oneshot::Sender<TxLocation>>>>,
+    inner: Mutex<WaiterTable>,
+}
+
+#[derive(Default)]
+struct WaiterTable {
+    by_tx: HashMap<Hash, Vec<oneshot::Sender<TxLocation>>>,
+    registrations: u64,
+}
+
+/// How many registrations pass between two sweeps of closed waiters.
+pub const WAITERS_SWEEP_EVERY: u64 = 256;
+
+impl WaiterTable {
+    fn sweep(&mut self) {
+        self.by_tx.retain(|_, v| {
+            v.retain(|s| !s.is_closed());
+            !v.is_empty()
+        });
+    }
 }
 
 impl Waiters {
     /// Registers interest in `id`; `None` when `max` waiters are already registered.
     pub fn register(&self, id: Hash, max: usize) -> Option<oneshot::Receiver<TxLocation>> {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= max {
-            // Drop the waiters whose requests have gone away before refusing.
-            m.retain(|_, v| {
-                v.retain(|s| !s.is_closed());
-                !v.is_empty()
-            });
-            if m.len() >= max {
+        m.registrations = m.registrations.wrapping_add(1);
+        if m.by_tx.len() >= max || m.registrations.is_multiple_of(WAITERS_SWEEP_EVERY) {
+            // Drop the waiters whose requests have gone away (before refusing).
+            m.sweep();
+            if m.by_tx.len() >= max {
                 return None;
             }
         }
         let (tx, rx) = oneshot::channel();
-        m.entry(id).or_default().push(tx);
+        m.by_tx.entry(id).or_default().push(tx);
         Some(rx)
+    }
+
+    /// Registered transactions, closed waiters included until the next sweep.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_tx
+            .len()
     }
 
     /// Wakes the waiters of a committed transaction.
     pub fn notify(&self, id: &Hash, loc: TxLocation) {
         let senders = {
             let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            m.remove(id)
+            m.by_tx.remove(id)
         };
         for s in senders.into_iter().flatten() {
             let _ = s.send(loc);
@@ -93,6 +124,7 @@ impl Waiters {
         self.inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .by_tx
             .is_empty()
     }
 }
@@ -142,4 +174,28 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_waiters_are_swept_by_age_not_only_when_full() {
+        let w = Waiters::default();
+        // Requests that went away (their receivers dropped), well under the cap.
+        for i in 0..(WAITERS_SWEEP_EVERY - 1) {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&i.to_le_bytes());
+            drop(w.register(Hash(id), 10_000).expect("room"));
+        }
+        assert_eq!(w.len() as u64, WAITERS_SWEEP_EVERY - 1);
+        // One live waiter: the next registration sweeps the dead ones.
+        let live = w.register(Hash([0xff; 32]), 10_000).expect("room");
+        assert_eq!(w.len(), 1);
+        // At the cap, a live waiter is never swept and a new one is refused.
+        assert!(w.register(Hash([0xfe; 32]), 1).is_none());
+        drop(live);
+        assert!(w.register(Hash([0xfe; 32]), 1).is_some());
+    }
 }

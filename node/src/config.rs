@@ -118,7 +118,9 @@ pub struct Config {
     /// mempool (see docs/operations.md, "Memory").
     #[serde(default)]
     pub store: ledger::store::StoreOptions,
-    /// Test and fault-injection switches; never set in production.
+    /// Test and fault-injection switches: only in builds with the `fault-injection` feature
+    /// (the end-to-end suite's); a release build refuses a `[testing]` section.
+    #[cfg(feature = "fault-injection")]
     #[serde(default)]
     pub testing: TestingConfig,
     /// The operator's `--confirm-signing-state`: start although the chain store and the
@@ -128,6 +130,7 @@ pub struct Config {
 }
 
 /// `[testing]`: fault injection for the end-to-end test suite.
+#[cfg(feature = "fault-injection")]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TestingConfig {
@@ -169,6 +172,7 @@ impl Default for Config {
             mempool: MempoolConfig::default(),
             store: ledger::store::StoreOptions::default(),
             api: ApiConfig::default(),
+            #[cfg(feature = "fault-injection")]
             testing: TestingConfig::default(),
             confirm_signing_state: false,
         }

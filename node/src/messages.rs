@@ -7,9 +7,9 @@ use ledger::tx::SignedTx;
 use ledger::vote::{Evidence, Proposal, Vote};
 use serde::{Deserialize, Serialize};
 
-/// Largest gossip message (a proposal carries its block: `max_block_bytes` ≤ 32 MiB hard
-/// cap, but deployments keep blocks far smaller; see `docs/operations.md`).
-pub const GOSSIP_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest gossip message: the genesis's frame bound, which every valid `max_block_bytes`
+/// fits with its proposal envelope (see `ledger::genesis::BLOCK_BYTES_HARD_MAX`).
+pub const GOSSIP_BYTES_MAX: usize = ledger::genesis::GOSSIP_FRAME_BYTES_MAX as usize;
 /// Most transactions in one gossiped batch.
 pub const GOSSIP_TXS_MAX: usize = 4096;
 /// Largest sync request.

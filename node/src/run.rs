@@ -173,6 +173,7 @@ pub async fn run(cfg: Config, on_started: impl FnOnce(&Started)) -> anyhow::Resu
         status_tx,
         DriverConfig {
             key,
+            #[cfg(feature = "fault-injection")]
             equivocate: cfg.testing.equivocate,
             signing,
         },

@@ -225,19 +225,11 @@ impl SigningFile {
         binding: &Binding,
         state: Option<&PersistedState>,
     ) -> Result<Self, SigningError> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = path.with_extension("tmp");
         let mut bytes = record(&codec::encode(binding));
         if let Some(s) = state {
             bytes.extend(record(&s.to_bytes()));
         }
-        {
-            let mut f = File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        std::fs::rename(&tmp, path).map_err(io(path))?;
-        sync_dir(dir)?;
+        ledger::durable::write_atomic(path, &bytes).map_err(io(path))?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)

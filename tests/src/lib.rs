@@ -82,20 +82,25 @@ impl Node {
 
     /// Stops the node with SIGTERM (clean shutdown) and waits.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            send_signal(c.id(), "TERM");
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        let _ = self.stop_status();
+    }
+
+    /// Stops the node with SIGTERM and returns how it exited (`None` if it was not
+    /// running, or did not stop within 20 s and was killed).
+    pub fn stop_status(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        send_signal(c.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
             }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

@@ -220,6 +220,53 @@ fn a_stopped_node_does_not_stop_the_chain_and_catches_up() {
 }
 
 #[test]
+fn sigterm_right_after_a_commit_always_exits_cleanly() {
+    // SIGTERM a moment after a commit was acknowledged, over and over: the node must exit 0
+    // every time, having closed its store (it once ended in SIGABRT, `pthread lock:
+    // Invalid argument`, in 5 of 60 tries, when RocksDB was torn down under a running
+    // thread), and resume with every acknowledged record.
+    use std::os::unix::process::ExitStatusExt;
+    let mut c = Cluster::new(1);
+    let mut s = Signer::new(c.clients[0].clone(), &c.genesis.chain_id);
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        c.nodes[0].start();
+        let api = c.nodes[0].api();
+        let deadline = std::time::Instant::now() + T;
+        let stx = s.sign(anchor(1_000 + i));
+        let v = loop {
+            match api.submit(&stx, true) {
+                Ok(v) => break v,
+                Err(e) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "node did not start: {e:?}"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        };
+        committed(&v);
+        acknowledged.push(stx.id());
+        let status = c.nodes[0]
+            .stop_status()
+            .expect("the node stops within 20 s");
+        assert!(
+            status.success(),
+            "try {i}: exit {status:?} (signal {:?})\n{}",
+            status.signal(),
+            c.tail_log(0)
+        );
+    }
+    c.nodes[0].start();
+    let api = c.nodes[0].api();
+    c.wait_height(&[0], 1, T);
+    for id in &acknowledged {
+        assert_eq!(ok(api.tx(id))["status"], "committed");
+    }
+}
+
+#[test]
 fn without_a_quorum_nothing_commits_and_the_chain_resumes() {
     let mut c = Cluster::new(4);
     c.start_all();

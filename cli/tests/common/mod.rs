@@ -69,6 +69,8 @@ pub struct World {
     pub store: Store,
     pub dir: tempfile::TempDir,
     pub nonce: u64,
+    /// Stores opened while the chain's own was closed for tampering.
+    scratch: u32,
 }
 
 pub fn validator(k: &SecretKey) -> Validator {
@@ -88,6 +90,37 @@ pub fn anchor(doc: &[u8]) -> TxBody {
 }
 
 impl World {
+    /// Overwrites a committed transaction's bytes behind the ledger's back, as an attacker
+    /// with disk access would: the store is closed, its RocksDB opened raw (no ledger code,
+    /// so no tamper switch exists in the ledger), the `txs` row of `leaf` rewritten, and the
+    /// store reopened.
+    pub fn tamper_tx_bytes(&mut self, leaf: u64, bytes: &[u8]) {
+        let db_path = self.dir.path().join("db");
+        // Close the store (RocksDB allows one open instance): a scratch store stands in.
+        self.scratch += 1;
+        let scratch = self.dir.path().join(format!("scratch-{}", self.scratch));
+        drop(std::mem::replace(
+            &mut self.store,
+            Store::open(&scratch, &self.genesis).unwrap(),
+        ));
+        {
+            let opts = rocksdb::Options::default();
+            let cfs = rocksdb::DB::list_cf(&opts, &db_path).unwrap();
+            let db = rocksdb::DB::open_cf(&opts, &db_path, &cfs).unwrap();
+            let cf = db
+                .cf_handle("txs")
+                .expect("the store has a txs column family");
+            assert!(
+                db.get_cf(cf, leaf.to_be_bytes()).unwrap().is_some(),
+                "leaf {leaf} is not in the store"
+            );
+            let mut wo = rocksdb::WriteOptions::default();
+            wo.set_sync(true);
+            db.put_cf_opt(cf, leaf.to_be_bytes(), bytes, &wo).unwrap();
+        }
+        self.store = Store::open(&db_path, &self.genesis).unwrap();
+    }
+
     pub fn new(chain_id: &str) -> Self {
         let keys: Vec<SecretKey> = (1..=5).map(|i| SecretKey::from_seed(&[i; 32])).collect();
         let clerk = SecretKey::from_seed(&[42; 32]);
@@ -117,6 +150,7 @@ impl World {
             store,
             dir,
             nonce: 0,
+            scratch: 0,
         }
     }
 

@@ -476,6 +476,8 @@ async fn malformed_requests_get_json_errors() {
         "/v1/consistency?old_size=0&new_size=99",
         "/v1/departments/Not%20A%20Dept/records",
         "/v1/departments/city/records?from_ms=5&to_ms=4",
+        // A cursor that names no record (it would scan the department from time 0).
+        "/v1/departments/city/records?after=987654",
         "/v1/chain/blocks?from=0",
         "/v1/proofs/xyz",
         "/v1/accounts/abc",
@@ -1198,6 +1200,33 @@ async fn full_mempool_and_waiter_limit_ask_to_retry() {
     let (s, _, _) = waiting.await.unwrap();
     assert_eq!(s, StatusCode::OK);
     assert_eq!(w.submit(&second).await.0, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn a_forged_submission_takes_no_waiter_slot() {
+    let w = World::build(
+        ApiConfig {
+            waiters_max: 1,
+            ..ApiConfig::default()
+        },
+        MempoolLimits {
+            txs_max: 10,
+            bytes_max: 1024 * 1024,
+        },
+    );
+    let mut bad = w.sign(&w.clerk, 0, anchor(b"forged"));
+    bad.signature.0[5] ^= 1;
+    let (s, _, b) = w
+        .send(post_req(
+            "/v1/txs?wait=true",
+            json!({ "tx": hex::encode(bad.encode()) }).to_string(),
+        ))
+        .await;
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "refused");
+    assert_eq!(v["reason"], "bad_signature");
+    // The signature is checked before a waiter is registered: the table is empty.
+    assert_eq!(w.app.waiters.len(), 0);
 }
 
 #[tokio::test]

@@ -179,27 +179,28 @@ pub async fn submit(
     ApiJson(body): ApiJson<SubmitBody>,
 ) -> Result<Response, ApiError> {
     let (stx, id) = decode_tx(&body.tx).inspect_err(|_| count_refused(&st.app, "bad_encoding"))?;
-    // Registered before the insert, so that a commit right after it is not missed.
-    let waiter = if params.wait {
-        let rx = st
-            .app
-            .waiters
-            .register(id, st.app.api_config.waiters_max)
-            .ok_or_else(|| {
-                ApiError::Busy(
-                    "too many requests are waiting for commits; retry, or submit without wait=true and poll"
-                        .into(),
-                )
-            })?;
-        Some(rx)
-    } else {
-        None
-    };
-    let admission = st
+    let wait = params.wait;
+    let (admission, waiter) = st
         .blocking(move |app| {
             let vtx =
                 VerifiedTx::verify(stx).map_err(|e| refusal(app, Rejection::BadSignature(e)))?;
-            admit(app, vtx)
+            // Registered after the signature check (a forged submission takes no waiter
+            // slot) and before the insert, so that a commit right after it is not missed.
+            let waiter = if wait {
+                let rx = app
+                    .waiters
+                    .register(id, app.api_config.waiters_max)
+                    .ok_or_else(|| {
+                        ApiError::Busy(
+                            "too many requests are waiting for commits; retry, or submit without wait=true and poll"
+                                .into(),
+                        )
+                    })?;
+                Some(rx)
+            } else {
+                None
+            };
+            Ok((admit(app, vtx)?, waiter))
         })
         .await?;
     let loc = match admission {

@@ -23,7 +23,7 @@ use ledger::hash::Hash;
 use ledger::state::StateView;
 use ledger::store::{Store, TxLocation};
 use ledger::tx::{Role, SignedTx, Tx, TxBody};
-use ledger::vote::{EquivocationKey, Evidence, Vote};
+use ledger::vote::{EquivocationKey, Evidence};
 use ledger::{CommitCertificate, PublicKey, SecretKey, ValidatorSet};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub const LOCKED_BLOCKS_KEY: &[u8] = b"locked_blocks";
 /// How often the driver re-gossips its consensus messages and status.
 pub const TICK_MS: u64 = 1000;
 /// Most transactions gossiped in one message.
-const GOSSIP_BATCH_TXS: usize = 2048;
+pub(crate) const GOSSIP_BATCH_TXS: usize = 2048;
 /// Proposals with more transactions than this are not re-gossiped every tick.
 const REBROADCAST_BLOCK_TXS_MAX: usize = 1000;
 /// Expiry of evidence transactions this node signs.
@@ -156,7 +156,9 @@ pub struct CoreSizes {
 pub struct CoreConfig {
     /// The node key (the consensus key if this node is a validator).
     pub key: SecretKey,
-    /// Fault injection: equivocate on every prevote (test builds only).
+    /// Fault injection: equivocate on every prevote (only in builds with the
+    /// `fault-injection` feature, which the release binaries do not have).
+    #[cfg(feature = "fault-injection")]
     pub equivocate: bool,
     /// The signing-state file and the state read from it.
     pub signing: (SigningFile, Option<PersistedState>),
@@ -170,6 +172,7 @@ pub struct DriverCore {
     store: Arc<Store>,
     status_tx: watch::Sender<NodeStatus>,
     key: SecretKey,
+    #[cfg(feature = "fault-injection")]
     equivocate: bool,
     consensus: Consensus,
     signing: SigningFile,
@@ -235,6 +238,7 @@ impl DriverCore {
             store,
             status_tx,
             key: cfg.key,
+            #[cfg(feature = "fault-injection")]
             equivocate: cfg.equivocate,
             consensus,
             signing,
@@ -539,6 +543,7 @@ impl DriverCore {
                 }));
             }
             Output::Broadcast(Message::Vote(v)) => {
+                #[cfg(feature = "fault-injection")]
                 if self.equivocate
                     && v.vote_type == ledger::VoteType::Prevote
                     && v.block_hash.is_some()
@@ -599,8 +604,9 @@ impl DriverCore {
     }
 
     /// Fault injection: sign and send a second prevote for nil beside `v`.
-    fn equivocate_on(&mut self, v: &Vote) {
-        let conflicting = Vote::new_signed(
+    #[cfg(feature = "fault-injection")]
+    fn equivocate_on(&mut self, v: &ledger::vote::Vote) {
+        let conflicting = ledger::vote::Vote::new_signed(
             &self.tip.chain_id,
             v.height,
             v.round,

@@ -27,7 +27,7 @@ pub use self::core::{
 };
 use crate::app::{App, NodeStatus};
 use crate::intake::TxIntake;
-use crate::network::{NetEvent, NetworkHandle};
+use crate::network::{NetEvent, NetEvents, NetworkHandle};
 use crate::signing::SigningFile;
 use consensus::PersistedState;
 use ledger::SecretKey;
@@ -48,7 +48,9 @@ const FETCHED_QUEUE_MAX: usize = sync::SYNC_INFLIGHT_MAX * 2;
 pub struct DriverConfig {
     /// The node key (the consensus key if this node is a validator).
     pub key: SecretKey,
-    /// Fault injection: equivocate on every prevote (see `TestingConfig`).
+    /// Fault injection: equivocate on every prevote (see `TestingConfig`; only in builds
+    /// with the `fault-injection` feature).
+    #[cfg(feature = "fault-injection")]
     pub equivocate: bool,
     /// The signing-state file and what it held.
     pub signing: (SigningFile, Option<PersistedState>),
@@ -68,7 +70,7 @@ pub struct Driver {
     core: DriverCore,
     app: Arc<App>,
     net: NetworkHandle,
-    events: mpsc::Receiver<NetEvent>,
+    events: NetEvents,
     announce: mpsc::Receiver<Vec<VerifiedTx>>,
     status_tx: watch::Sender<NodeStatus>,
     intake: TxIntake,
@@ -83,7 +85,7 @@ impl Driver {
     pub fn new(
         app: Arc<App>,
         net: NetworkHandle,
-        events: mpsc::Receiver<NetEvent>,
+        events: NetEvents,
         announce: mpsc::Receiver<Vec<VerifiedTx>>,
         status_tx: watch::Sender<NodeStatus>,
         cfg: DriverConfig,
@@ -102,6 +104,7 @@ impl Driver {
             status_tx.clone(),
             CoreConfig {
                 key: cfg.key,
+                #[cfg(feature = "fault-injection")]
                 equivocate: cfg.equivocate,
                 signing: cfg.signing,
                 seen: intake.seen().clone(),
@@ -169,7 +172,7 @@ impl Driver {
 
     /// More queued announcements, up to one gossip batch.
     fn drain_announced(&mut self, mut txs: Vec<VerifiedTx>) -> Vec<VerifiedTx> {
-        while txs.len() < 2048 {
+        while txs.len() < self::core::GOSSIP_BATCH_TXS {
             match self.announce.try_recv() {
                 Ok(more) => txs.extend(more),
                 Err(_) => break,

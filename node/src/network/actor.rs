@@ -2,9 +2,12 @@
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::codec::{GossipFrame, SyncAsk, codec_error};
+use super::events::{Dropped, EventSender};
 use super::ingress::{Control, Mailbox, Outbound, Shared};
 use super::state::{GOSSIP_WAITING_PER_PEER_MAX, PeerGuard, PeerQueue, Push, Redialer, Verdict};
-use super::{EVENTS_BACKLOG_MAX, NetError, NetEvent, Result, allowed_peers, peer_id_of};
+use super::{
+    EVENTS_BACKLOG_MAX, EVENTS_BYTES_MAX, NetError, NetEvent, Result, allowed_peers, peer_id_of,
+};
 use crate::app::PeerInfo;
 use crate::messages::{
     GossipMsg, SYNC_BLOCKS_MAX, SYNC_RESPONSE_BYTES_MAX, SYNC_RESPONSE_BYTES_TARGET, SyncRequest,
@@ -18,11 +21,11 @@ use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, Respons
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, ping};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
@@ -63,7 +66,7 @@ enum Input {
 pub struct Parts {
     pub swarm: Swarm<Behaviour>,
     pub mailbox: Mailbox,
-    pub events: mpsc::Sender<NetEvent>,
+    pub events: EventSender,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub shared: Arc<Shared>,
@@ -75,9 +78,8 @@ pub struct Parts {
 pub struct Actor {
     swarm: Swarm<Behaviour>,
     mailbox: Mailbox,
-    events: mpsc::Sender<NetEvent>,
-    /// Events waiting for room in `events`, in order.
-    backlog: VecDeque<NetEvent>,
+    /// Events to the core, bounded by count and bytes (see [`super::events`]).
+    events: EventSender,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
@@ -103,7 +105,6 @@ impl Actor {
             swarm: p.swarm,
             mailbox: p.mailbox,
             events: p.events,
-            backlog: VecDeque::new(),
             store: p.store,
             metrics: p.metrics,
             shared: p.shared,
@@ -142,18 +143,8 @@ impl Actor {
                 Some(done) = self.serving.join_next(), if !self.serving.is_empty() => {
                     Input::Served(done)
                 }
-                permit = self.events.reserve(), if !self.backlog.is_empty() => {
-                    match permit {
-                        Ok(permit) => {
-                            if let Some(ev) = self.backlog.pop_front() {
-                                permit.send(ev);
-                            }
-                        }
-                        // The core is gone: nobody will read the backlog.
-                        Err(_) => self.backlog.clear(),
-                    }
-                    continue;
-                }
+                // A core that is gone leaves the backlog cleared (nobody will read it).
+                _ = self.events.flush_one(), if self.events.has_backlog() => continue,
                 _ = tick.tick() => Input::Tick,
             };
             match input {
@@ -171,25 +162,22 @@ impl Actor {
 
     // ---- events to the core ----
 
-    fn emit(&mut self, ev: NetEvent) {
-        if self.backlog.is_empty() {
-            match self.events.try_send(ev) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
-                Err(mpsc::error::TrySendError::Full(ev)) => {
-                    self.backlog.push_back(ev);
-                    return;
-                }
+    /// Queues an event for the core; `bytes` is its frame's length (0 for connection events).
+    fn emit(&mut self, ev: NetEvent, bytes: usize) {
+        if let Err(why) = self.events.emit(ev, bytes) {
+            self.shared.dropped_inbound.fetch_add(1, Ordering::Relaxed);
+            match why {
+                Dropped::Count => warn!(
+                    backlog = EVENTS_BACKLOG_MAX,
+                    "core is not reading network events, event dropped"
+                ),
+                Dropped::Bytes => warn!(
+                    bytes,
+                    bytes_max = EVENTS_BYTES_MAX,
+                    "network events waiting for the core exceed their byte bound, event dropped"
+                ),
             }
         }
-        if self.backlog.len() >= EVENTS_BACKLOG_MAX {
-            self.shared.dropped_inbound.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                backlog = EVENTS_BACKLOG_MAX,
-                "core is not reading network events, event dropped"
-            );
-            return;
-        }
-        self.backlog.push_back(ev);
     }
 
     fn publish_peers(&self) {
@@ -291,7 +279,7 @@ impl Actor {
                 if self.connected.insert(peer_id, key).is_none() {
                     info!(peer = %key, %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
                     self.publish_peers();
-                    self.emit(NetEvent::PeerConnected(key));
+                    self.emit(NetEvent::PeerConnected(key), 0);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -312,7 +300,7 @@ impl Actor {
                 if let Some(key) = self.connected.remove(&peer_id) {
                     info!(peer = %key, %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
                     self.publish_peers();
-                    self.emit(NetEvent::PeerDisconnected(key));
+                    self.emit(NetEvent::PeerDisconnected(key), 0);
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -421,11 +409,11 @@ impl Actor {
             self.invalid(peer, "gossip rate exceeded");
             return;
         }
-        let msg = match frame {
-            GossipFrame::Decoded(msg) => msg,
+        let (msg, len) = match frame {
+            GossipFrame::Decoded(msg, len) => (msg, len),
             // The codec always decodes; kept total rather than trusted.
             GossipFrame::Encoded(bytes) => match GossipMsg::decode(&bytes) {
-                Ok(msg) => msg,
+                Ok(msg) => (msg, bytes.len()),
                 Err(e) => {
                     self.invalid(peer, &e.to_string());
                     return;
@@ -436,7 +424,7 @@ impl Actor {
                 return;
             }
         };
-        self.emit(NetEvent::Gossip { from: key, msg });
+        self.emit(NetEvent::Gossip { from: key, msg }, len);
     }
 
     fn on_sync_event(&mut self, ev: request_response::Event<SyncAsk, SyncResponse>) {

@@ -160,8 +160,8 @@ where
 pub enum GossipFrame {
     /// To send: the canonical encoding of a [`GossipMsg`].
     Encoded(Arc<[u8]>),
-    /// Received and decoded with [`GossipMsg::decode`].
-    Decoded(GossipMsg),
+    /// Received and decoded with [`GossipMsg::decode`], with its frame's length.
+    Decoded(GossipMsg, usize),
     /// Received and refused (never sent).
     Invalid(CodecError),
 }
@@ -195,8 +195,13 @@ impl request_response::Codec for GossipCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let msg = read_request_frame(io, "gossip", GOSSIP_BYTES_MAX, GossipMsg::decode).await?;
-        Ok(msg.map_or_else(GossipFrame::Invalid, GossipFrame::Decoded))
+        let msg = read_request_frame(io, "gossip", GOSSIP_BYTES_MAX, |b: &[u8]| {
+            GossipMsg::decode(b).map(|m| (m, b.len()))
+        })
+        .await?;
+        Ok(msg.map_or_else(GossipFrame::Invalid, |(m, len)| {
+            GossipFrame::Decoded(m, len)
+        }))
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<()>
@@ -217,7 +222,7 @@ impl request_response::Codec for GossipCodec {
     {
         match req {
             GossipFrame::Encoded(bytes) => write_frame(io, &bytes).await,
-            GossipFrame::Decoded(msg) => write_frame(io, &msg.encode()).await,
+            GossipFrame::Decoded(msg, _) => write_frame(io, &msg.encode()).await,
             GossipFrame::Invalid(_) => Err(unsendable("gossip message")),
         }
     }
@@ -323,7 +328,9 @@ mod tests {
         .unwrap();
         assert_eq!(wire, framed(&msg.encode()));
         let got = block_on(GossipCodec.read_request(&GOSSIP_PROTOCOL, &mut wire.as_slice()));
-        assert!(matches!(got, Ok(GossipFrame::Decoded(m)) if m == msg));
+        assert!(
+            matches!(got, Ok(GossipFrame::Decoded(m, len)) if m == msg && len == msg.encode().len())
+        );
     }
 
     #[test]

@@ -25,12 +25,14 @@
 mod actor;
 pub mod behaviour;
 pub mod codec;
+pub mod events;
 pub mod ingress;
 pub mod state;
 #[cfg(test)]
 mod tests;
 
 pub use actor::serve_blocks;
+pub use events::{EVENTS_BACKLOG_MAX, EVENTS_BYTES_MAX, EVENTS_CHANNEL_CAPACITY, NetEvents};
 pub use ingress::NetworkHandle;
 
 use crate::messages::GossipMsg;
@@ -43,14 +45,8 @@ use libp2p::{Multiaddr, PeerId, identity, noise, tcp, yamux};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tracing::info;
 
-/// Events waiting for the core in the channel [`spawn`] returns.
-pub const EVENTS_CHANNEL_CAPACITY: usize = 1024;
-/// Events waiting in the actor once that channel is full; beyond this, events are dropped
-/// (the core is hopelessly behind).
-pub const EVENTS_BACKLOG_MAX: usize = 4096;
 /// Time for a TCP connection to be set up, authenticated and multiplexed.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`spawn`] waits for the listener to come up.
@@ -184,7 +180,7 @@ pub async fn spawn(
     cfg: NetworkConfig,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
-) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent>)> {
+) -> Result<(NetworkHandle, NetEvents)> {
     let keypair =
         identity::Keypair::ed25519_from_bytes(cfg.key.seed()).map_err(|e| NetError::Identity {
             reason: e.to_string(),
@@ -231,7 +227,7 @@ pub async fn spawn(
     let shared = Arc::new(ingress::Shared::default());
     shared.add_listen_addr(first_addr);
     let (handle, mailbox) = NetworkHandle::new(cfg.allowed, shared.clone(), local_peer_id);
-    let (events_tx, events_rx) = mpsc::channel(EVENTS_CHANNEL_CAPACITY);
+    let (events_tx, events_rx) = events::channel();
     let actor = actor::Actor::new(actor::Parts {
         swarm,
         mailbox,

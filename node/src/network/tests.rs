@@ -17,7 +17,6 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{StreamProtocol, Swarm, ping, request_response};
 use std::io;
 use std::time::Duration;
-use tokio::sync::mpsc::Receiver;
 
 /// Bounds every wait; nothing is expected to take anywhere near this long.
 const WAIT: Duration = Duration::from_secs(30);
@@ -118,7 +117,7 @@ impl Chain {
 struct Node {
     key: PublicKey,
     net: NetworkHandle,
-    events: Receiver<NetEvent>,
+    events: NetEvents,
     metrics: Arc<Metrics>,
     addr: Multiaddr,
 }

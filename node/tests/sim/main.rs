@@ -308,6 +308,12 @@ struct Outcome {
     heights: u64,
 }
 
+/// The scenario a seed picks.
+fn scenario_of(seed: u64) -> &'static str {
+    let all = scenarios();
+    all[(seed % all.len() as u64) as usize].name
+}
+
 fn run_one(seed: u64) -> (String, usize, Outcome) {
     let all = scenarios();
     let sc = &all[(seed % all.len() as u64) as usize];
@@ -476,6 +482,14 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn whole_node_seeds() {
     let seeds = env_u64("SIM_SEEDS", 200);
     let base = env_u64("SIM_SEED_BASE", 0);
+    // `SIM_SCENARIO=name`: only the seeds (of the range) that pick that scenario.
+    let only = std::env::var("SIM_SCENARIO").ok();
+    if let Some(o) = &only {
+        assert!(
+            scenarios().iter().any(|s| s.name == o),
+            "SIM_SCENARIO={o} names no scenario"
+        );
+    }
     let started = std::time::Instant::now();
     let next = std::sync::atomic::AtomicU64::new(base);
     let results = std::sync::Mutex::new(Vec::new());
@@ -489,6 +503,9 @@ fn whole_node_seeds() {
                     let seed = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if seed >= base + seeds {
                         return;
+                    }
+                    if only.as_deref().is_some_and(|o| o != scenario_of(seed)) {
+                        continue;
                     }
                     let t = std::time::Instant::now();
                     let (name, n, out) = run_one(seed);
