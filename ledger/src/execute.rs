@@ -10,8 +10,8 @@ use crate::crypto::{BatchVerifier, SignatureError};
 use crate::genesis::{Department, Genesis};
 use crate::hash::{Hash, domain};
 use crate::state::{
-    ApprovalState, ApprovalStatus, CatalogState, EncumbranceState, MemberState, Overlay,
-    ParcelState, ProposalState, ProposalStatus, StateError, StateRead, StateView,
+    ApprovalState, ApprovalStatus, CatalogState, EncumbranceState, GovernanceVoters, MemberState,
+    Overlay, ParcelState, ProposalState, ProposalStatus, StateError, StateRead, StateView,
     ValidatorSetHistory, WriteSet, chain_state_root, encode_value, keys,
 };
 use crate::tx::{DepartmentId, GovAction, Role, SharingType, SignedTx, TxBody};
@@ -814,21 +814,30 @@ fn check_action_plausible<S: StateRead>(state: &S, action: &GovAction) -> Result
 }
 
 /// Counts the votes; executes or rejects the proposal once the outcome is certain.
+///
+/// Only departments that can vote count: those with at least one active member holding
+/// the `governance` role ([`GovernanceVoters`]). Their weights make the voting total, and
+/// only their votes count (a recorded vote of a department that has since lost all its
+/// voters counts for nothing, on either side). The proposal executes once the approving
+/// weight is more than two thirds of that total, and is rejected once it can no longer
+/// get there. The total is taken when the tally runs (at the proposal and at each vote),
+/// so an open proposal is judged against the voters of that moment.
 fn tally<S: StateRead>(
     state: &mut Overlay<S>,
     ctx: &BlockContext,
     st: &mut ProposalState,
 ) -> Result<(), Rejection> {
     let departments = state.departments()?;
+    let voters = state.governance_voters()?;
     let weight = |id: &str| -> u128 {
+        if !voters.can_vote(id) {
+            return 0;
+        }
         departments
             .binary_search_by(|d| d.id.as_str().cmp(id))
             .map_or(0, |i| departments[i].governance_weight as u128)
     };
-    let total: u128 = departments
-        .iter()
-        .map(|d| d.governance_weight as u128)
-        .sum();
+    let total: u128 = voters.counts.iter().map(|(id, _)| weight(id)).sum();
     let approve: u128 = st.votes.iter().filter(|v| v.1).map(|v| weight(&v.0)).sum();
     let reject: u128 = st.votes.iter().filter(|v| !v.1).map(|v| weight(&v.0)).sum();
     if 3 * approve > 2 * total {
@@ -846,7 +855,7 @@ fn tally<S: StateRead>(
             // Never recorded: a read failure on this node would give it a different state.
             Err(ActionError::State(e)) => return Err(Rejection::State(e)),
         };
-    } else if 3 * (total - reject) <= 2 * total {
+    } else if 3 * (total.saturating_sub(reject)) <= 2 * total {
         st.status = ProposalStatus::Rejected { height: ctx.height };
     }
     Ok(())
@@ -940,20 +949,37 @@ fn execute_action<S: StateRead>(
                 name: name.clone(),
                 active: true,
             };
+            if m.roles.contains(Role::Governance) {
+                let mut voters = state.governance_voters()?;
+                voters.add(department);
+                state.put(keys::GOVERNANCE_VOTERS.to_vec(), encode_value(&voters));
+            }
             state.put(keys::member(key), encode_value(&m));
         }
         GovAction::RemoveMember { key } => {
             let mut m = active_member(state, key)?;
+            if m.roles.contains(Role::Governance) {
+                remove_voter(state, key, &m.department, "removing it")?;
+            }
             m.active = false;
             m.roles = crate::tx::RoleSet::empty();
             state.put(keys::member(key), encode_value(&m));
         }
         GovAction::GrantRole { key, role } | GovAction::RevokeRole { key, role } => {
             let mut m = active_member(state, key)?;
+            let had = m.roles.contains(*role);
             if matches!(action, GovAction::GrantRole { .. }) {
                 m.roles.insert(*role);
+                if *role == Role::Governance && !had {
+                    let mut voters = state.governance_voters()?;
+                    voters.add(&m.department);
+                    state.put(keys::GOVERNANCE_VOTERS.to_vec(), encode_value(&voters));
+                }
             } else {
                 m.roles.remove(*role);
+                if *role == Role::Governance && had {
+                    remove_voter(state, key, &m.department, "revoking its governance role")?;
+                }
             }
             state.put(keys::member(key), encode_value(&m));
         }
@@ -1003,6 +1029,31 @@ fn execute_action<S: StateRead>(
     Ok(())
 }
 
+/// Takes one voter away from `department` (the member `key` loses the `governance` role or
+/// is removed). Refused if it is the last member holding the role on the whole chain: no
+/// one could then propose or vote, and governance could never change anything again.
+fn remove_voter<S: StateRead>(
+    state: &mut Overlay<S>,
+    key: &crate::crypto::PublicKey,
+    department: &str,
+    doing: &str,
+) -> Result<(), ActionError> {
+    let mut voters = state.governance_voters()?;
+    // The member holds the role, so its department is counted (genesis and every action
+    // keep the counts in step with the member records); `remove` is a no-op otherwise.
+    voters.remove(department);
+    if voters.counts.is_empty() {
+        return Err(format!(
+            "{key} is the last active member holding the governance role; {doing} would leave \
+             no one able to propose or vote, so governance could never act again. Grant the \
+             governance role to another member first"
+        )
+        .into());
+    }
+    state.put(keys::GOVERNANCE_VOTERS.to_vec(), encode_value(&voters));
+    Ok(())
+}
+
 fn active_member<S: StateRead>(
     state: &Overlay<S>,
     key: &crate::crypto::PublicKey,
@@ -1038,7 +1089,11 @@ pub fn genesis_state(genesis: &Genesis) -> Result<(WriteSet, Hash), crate::genes
     let mut depts = genesis.departments.clone();
     depts.sort_by(|a, b| a.id.cmp(&b.id));
     w.insert(keys::DEPARTMENTS.to_vec(), Some(encode_value(&depts)));
+    let mut voters = GovernanceVoters::default();
     for m in &genesis.members {
+        if m.roles.contains(Role::Governance) {
+            voters.add(&m.department);
+        }
         let st = MemberState {
             department: m.department.clone(),
             roles: m.roles,
@@ -1047,6 +1102,10 @@ pub fn genesis_state(genesis: &Genesis) -> Result<(WriteSet, Hash), crate::genes
         };
         w.insert(keys::member(&m.key), Some(encode_value(&st)));
     }
+    w.insert(
+        keys::GOVERNANCE_VOTERS.to_vec(),
+        Some(encode_value(&voters)),
+    );
     let history = ValidatorSetHistory {
         sets: vec![(1, genesis.validator_set()?)],
     };

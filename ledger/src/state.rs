@@ -180,6 +180,9 @@ pub mod keys {
     pub const VALIDATOR_SETS: &[u8] = b"V";
     /// Consensus parameters (one value).
     pub const PARAMS: &[u8] = b"P";
+    /// Governance voters: per department, the number of active members holding the
+    /// `governance` role (one value, [`super::GovernanceVoters`]).
+    pub const GOVERNANCE_VOTERS: &[u8] = b"W";
     /// Approval record.
     pub const APPROVAL: u8 = b'a';
     /// Land parcel record.
@@ -239,6 +242,63 @@ pub struct MemberState {
     pub name: String,
     /// False once removed by governance; a removed key signs nothing.
     pub active: bool,
+}
+
+/// Per department, the number of active member keys holding the `governance` role: the
+/// departments that can vote, and so the ones whose weight counts in a governance tally.
+///
+/// Canonical form: sorted by department id, each id once, every count at least 1 (a
+/// department whose count drops to 0 is removed). Written by genesis and by every
+/// governance action that changes a member's `governance` role or activity, in the same
+/// write set as the member record, so it never disagrees with the member records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernanceVoters {
+    /// `(department, count ≥ 1)`, strictly increasing department ids.
+    pub counts: Vec<(DepartmentId, u64)>,
+}
+
+impl GovernanceVoters {
+    /// The count of `department` (0 if it has no voter).
+    pub fn count(&self, department: &str) -> u64 {
+        self.counts
+            .binary_search_by(|(d, _)| d.as_str().cmp(department))
+            .map_or(0, |i| self.counts[i].1)
+    }
+
+    /// Whether `department` has at least one voter.
+    pub fn can_vote(&self, department: &str) -> bool {
+        self.count(department) > 0
+    }
+
+    /// Adds one voter to `department`.
+    pub fn add(&mut self, department: &str) {
+        match self
+            .counts
+            .binary_search_by(|(d, _)| d.as_str().cmp(department))
+        {
+            Ok(i) => self.counts[i].1 = self.counts[i].1.saturating_add(1),
+            Err(i) => self.counts.insert(i, (department.to_string(), 1)),
+        }
+    }
+
+    /// Removes one voter from `department`, dropping the department at 0. Returns false
+    /// (and changes nothing) if the department had no voter.
+    pub fn remove(&mut self, department: &str) -> bool {
+        match self
+            .counts
+            .binary_search_by(|(d, _)| d.as_str().cmp(department))
+        {
+            Ok(i) => {
+                if self.counts[i].1 <= 1 {
+                    self.counts.remove(i);
+                } else {
+                    self.counts[i].1 -= 1;
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// Status of an approval.
@@ -451,6 +511,12 @@ pub trait StateView: StateRead {
     fn departments(&self) -> Result<Vec<Department>, StateError> {
         self.get_typed(keys::DEPARTMENTS)?
             .ok_or(StateError::Missing("the department list"))
+    }
+
+    /// Per department, the active members holding the `governance` role.
+    fn governance_voters(&self) -> Result<GovernanceVoters, StateError> {
+        self.get_typed(keys::GOVERNANCE_VOTERS)?
+            .ok_or(StateError::Missing("the governance voter counts"))
     }
 
     /// The validator set history.

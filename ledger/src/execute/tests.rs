@@ -11,6 +11,7 @@ use crate::vote::{Evidence, Vote, VoteType};
 
 const T0: u64 = 1_800_000_000_000;
 
+#[derive(Clone)]
 struct Chain {
     genesis: Genesis,
     state: MemState,
@@ -97,6 +98,10 @@ impl Chain {
                 .collect(),
             params: ConsensusParams::default(),
         };
+        Self::start(genesis, validators)
+    }
+
+    fn start(genesis: Genesis, validators: Vec<SecretKey>) -> Self {
         let (writes, root) = genesis_state(&genesis).unwrap();
         let mut state = MemState::new();
         state.apply(&writes);
@@ -856,4 +861,600 @@ fn a_transaction_created_in_the_future_is_refused() {
     );
     // Within the skew (the next block is 1 s later, so this one is well within).
     c.run_vtx(&near).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Governance liveness: a department counts in the tally only once it can vote, and no
+// sequence of proposals leaves governance unable to pass anything.
+
+/// A key from a number (distinct from the `key(seed)` keys above).
+fn key_n(n: u32) -> SecretKey {
+    let mut seed = [0xA5; 32];
+    seed[..4].copy_from_slice(&n.to_le_bytes());
+    SecretKey::from_seed(&seed)
+}
+
+/// The governance member of department `d{i}` in [`chain_of`].
+fn gov_of(i: usize) -> SecretKey {
+    key_n(1000 + i as u32)
+}
+
+/// A chain of `n` departments `d0`, `d1`, … of weight 1, each with one member holding only
+/// the governance role ([`gov_of`]); four validators in `d0`.
+fn chain_of(n: usize) -> Chain {
+    let validators: Vec<SecretKey> = (1..=4).map(key).collect();
+    let genesis = Genesis {
+        chain_id: "test-chain".into(),
+        genesis_time_ms: T0,
+        departments: (0..n)
+            .map(|i| Department {
+                id: format!("d{i}"),
+                name: format!("Department {i}"),
+                governance_weight: 1,
+            })
+            .collect(),
+        members: (0..n)
+            .map(|i| Member {
+                key: gov_of(i).public_key(),
+                department: format!("d{i}"),
+                roles: roles(&[Role::Governance]),
+                name: String::new(),
+            })
+            .collect(),
+        validators: validators
+            .iter()
+            .map(|k| Validator {
+                department: "d0".into(),
+                public_key: k.public_key(),
+                power: 1,
+                address: String::new(),
+            })
+            .collect(),
+        params: ConsensusParams::default(),
+    };
+    Chain::start(genesis, validators)
+}
+
+/// A harmless action: the consensus parameters as they are.
+fn same_params(c: &Chain) -> GovAction {
+    GovAction::SetParams {
+        params: c.state.params().unwrap(),
+    }
+}
+
+/// [`pass`] of [`same_params`].
+fn pass_same(c: &mut Chain, voters: &[SecretKey]) -> ProposalStatus {
+    let action = same_params(c);
+    pass(c, action, voters)
+}
+
+/// `voters[0]` proposes `action`, the others vote yes while it is open (one voter per
+/// department). The proposal's final status.
+fn pass(c: &mut Chain, action: GovAction, voters: &[SecretKey]) -> ProposalStatus {
+    let vtx = c.tx(&voters[0], propose(action));
+    let pid = vtx.id();
+    c.run_vtx(&vtx).unwrap();
+    for v in &voters[1..] {
+        if c.state.proposal(&pid).unwrap().unwrap().status != ProposalStatus::Open {
+            break;
+        }
+        c.run(v, vote(pid, true)).unwrap();
+    }
+    c.state.proposal(&pid).unwrap().unwrap().status
+}
+
+#[track_caller]
+fn assert_executed(st: ProposalStatus, what: &str) {
+    assert!(
+        matches!(st, ProposalStatus::Executed { .. }),
+        "{what}: {st:?}"
+    );
+}
+
+fn gov_member(k: &SecretKey, department: &str, rs: &[Role]) -> GovAction {
+    GovAction::AddMember {
+        key: k.public_key(),
+        department: department.into(),
+        roles: roles(rs),
+        name: "new".into(),
+    }
+}
+
+/// Issue 16: on a one- or two-department chain, adding a department and then a voter for it
+/// deadlocked (the new department's weight counted before it had anyone to vote: 1 of 2,
+/// 2 of 3). On chains of 1, 2, 4 and 7 departments both pass, the new department counts
+/// from then on, and every department (the new one included) can pass proposals.
+#[test]
+fn add_department_then_its_member_passes_on_small_and_large_chains() {
+    for n in [1usize, 2, 4, 7] {
+        let mut c = chain_of(n);
+        let mut voters: Vec<SecretKey> = (0..n).map(gov_of).collect();
+        let st = pass(
+            &mut c,
+            GovAction::AddDepartment {
+                id: "tax-bureau".into(),
+                name: "Tax Bureau".into(),
+                governance_weight: 1,
+            },
+            &voters,
+        );
+        assert_executed(st, &format!("{n} departments: add-department"));
+        // Not counted yet: it has no one who can vote.
+        assert!(!c.state.governance_voters().unwrap().can_vote("tax-bureau"));
+        let tax = key_n(77);
+        let st = pass(
+            &mut c,
+            gov_member(&tax, "tax-bureau", &[Role::Governance, Role::Anchor]),
+            &voters,
+        );
+        assert_executed(st, &format!("{n} departments: add-member for the new one"));
+        assert_eq!(
+            c.state.governance_voters().unwrap().count("tax-bureau"),
+            1,
+            "{n} departments"
+        );
+        c.run(&tax, anchor()).unwrap();
+        // Now it counts: with it, everyone passes a proposal; the new department can
+        // propose too.
+        voters.insert(0, tax);
+        let st = pass_same(&mut c, &voters);
+        assert_executed(
+            st,
+            &format!("{n} departments: a proposal of the new department"),
+        );
+        // And it is needed: without its vote, n of n + 1 is not enough when n + 1 ≤ 3.
+        if n <= 2 {
+            let st = pass_same(&mut c, &voters[1..]);
+            assert_eq!(st, ProposalStatus::Open, "{n} departments");
+        }
+    }
+}
+
+/// Every governance action can be carried out from genesis on chains of 1, 2, 4 and 7
+/// departments, every department voting yes.
+#[test]
+fn every_governance_action_passes_from_genesis() {
+    for n in [1usize, 2, 4, 7] {
+        let mut c = chain_of(n);
+        let mut voters: Vec<SecretKey> = (0..n).map(gov_of).collect();
+        let run = |c: &mut Chain, voters: &[SecretKey], what: &str, action: GovAction| {
+            let st = pass(c, action, voters);
+            assert_executed(st, &format!("{n} departments: {what}"));
+        };
+        run(
+            &mut c,
+            &voters,
+            "add-department",
+            GovAction::AddDepartment {
+                id: "new".into(),
+                name: "New".into(),
+                governance_weight: 3,
+            },
+        );
+        let new_gov = key_n(1);
+        run(
+            &mut c,
+            &voters,
+            "add-member (governance) to the new department",
+            gov_member(&new_gov, "new", &[Role::Governance]),
+        );
+        voters.push(new_gov.clone());
+        let clerk = key_n(2);
+        run(
+            &mut c,
+            &voters,
+            "add-member (clerk)",
+            gov_member(&clerk, "d0", &[Role::Anchor]),
+        );
+        run(
+            &mut c,
+            &voters,
+            "grant-role",
+            GovAction::GrantRole {
+                key: clerk.public_key(),
+                role: Role::Governance,
+            },
+        );
+        assert_eq!(c.state.governance_voters().unwrap().count("d0"), 2);
+        run(
+            &mut c,
+            &voters,
+            "revoke-role",
+            GovAction::RevokeRole {
+                key: clerk.public_key(),
+                role: Role::Governance,
+            },
+        );
+        assert_eq!(c.state.governance_voters().unwrap().count("d0"), 1);
+        run(
+            &mut c,
+            &voters,
+            "grant-role (non-governance)",
+            GovAction::GrantRole {
+                key: clerk.public_key(),
+                role: Role::Approvals,
+            },
+        );
+        run(
+            &mut c,
+            &voters,
+            "remove-member",
+            GovAction::RemoveMember {
+                key: clerk.public_key(),
+            },
+        );
+        let val = key_n(3);
+        run(
+            &mut c,
+            &voters,
+            "add-validator",
+            GovAction::AddValidator {
+                validator: Validator {
+                    department: "new".into(),
+                    public_key: val.public_key(),
+                    power: 1,
+                    address: String::new(),
+                },
+            },
+        );
+        run(
+            &mut c,
+            &voters,
+            "set-validator-power",
+            GovAction::SetValidatorPower {
+                key: val.public_key(),
+                power: 2,
+            },
+        );
+        run(
+            &mut c,
+            &voters,
+            "remove-validator",
+            GovAction::RemoveValidator {
+                key: val.public_key(),
+            },
+        );
+        let params = ConsensusParams {
+            max_block_txs: 777,
+            ..c.state.params().unwrap()
+        };
+        run(
+            &mut c,
+            &voters,
+            "set-params",
+            GovAction::SetParams { params },
+        );
+        assert_eq!(c.state.params().unwrap().max_block_txs, 777);
+        // A department may give up its last voter (the new one, weight 3): it stops
+        // counting, and the others still pass proposals.
+        run(
+            &mut c,
+            &voters,
+            "revoke the new department's only voter",
+            GovAction::RevokeRole {
+                key: new_gov.public_key(),
+                role: Role::Governance,
+            },
+        );
+        voters.pop();
+        assert!(!c.state.governance_voters().unwrap().can_vote("new"));
+        let action = same_params(&c);
+        run(
+            &mut c,
+            &voters,
+            "a proposal after a department lost its voters",
+            action,
+        );
+    }
+}
+
+/// The last member holding the governance role on the chain can be neither removed nor
+/// stripped of the role: the proposal is refused up front, and if it was proposed while
+/// others remained, it fails when it passes.
+#[test]
+fn the_last_governance_member_cannot_be_removed() {
+    let mut c = chain_of(1);
+    for action in [
+        GovAction::RemoveMember {
+            key: gov_of(0).public_key(),
+        },
+        GovAction::RevokeRole {
+            key: gov_of(0).public_key(),
+            role: Role::Governance,
+        },
+    ] {
+        match c.run(&gov_of(0), propose(action)) {
+            Err(Rejection::InvalidAction(reason)) => {
+                assert!(reason.contains("last active member"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Other roles of the last voter may be revoked.
+    let st = pass(
+        &mut c,
+        GovAction::RevokeRole {
+            key: gov_of(0).public_key(),
+            role: Role::Anchor,
+        },
+        &[gov_of(0)],
+    );
+    assert_executed(st, "revoking a role it does not even hold");
+
+    // Two departments, each with one voter; each proposes removing the other's voter.
+    let mut c = chain_of(2);
+    let (a, b) = (gov_of(0), gov_of(1));
+    let remove_a = c.tx(
+        &b,
+        propose(GovAction::RemoveMember {
+            key: a.public_key(),
+        }),
+    );
+    let remove_b = c.tx(
+        &a,
+        propose(GovAction::RevokeRole {
+            key: b.public_key(),
+            role: Role::Governance,
+        }),
+    );
+    c.run_vtx(&remove_a).unwrap();
+    c.run_vtx(&remove_b).unwrap();
+    // a agrees to its own removal: 2 of 2, executed; d0 no longer counts.
+    c.run(&a, vote(remove_a.id(), true)).unwrap();
+    assert_executed(
+        c.state.proposal(&remove_a.id()).unwrap().unwrap().status,
+        "removing a",
+    );
+    assert!(!c.state.governance_voters().unwrap().can_vote("d0"));
+    // b alone now decides; removing b would leave no one: the proposal fails.
+    c.run(&b, vote(remove_b.id(), true)).unwrap();
+    match c.state.proposal(&remove_b.id()).unwrap().unwrap().status {
+        ProposalStatus::Failed { reason, .. } => {
+            assert!(reason.contains("last active member"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.state.governance_voters().unwrap().count("d1"), 1);
+    // And b still governs alone.
+    let st = pass_same(&mut c, &[b]);
+    assert_executed(st, "b alone");
+}
+
+/// A department that loses all its voters stops counting, for new proposals and for those
+/// already open (judged at their next vote); its earlier votes count for nothing.
+#[test]
+fn a_department_without_voters_stops_counting() {
+    let mut c = Chain::new();
+    let g = genesis_state(&c.genesis).unwrap().0;
+    let voters: GovernanceVoters =
+        codec::decode_prefix_exact(g[keys::GOVERNANCE_VOTERS].as_ref().unwrap()).unwrap();
+    assert_eq!(
+        voters.counts,
+        vec![
+            ("civil".to_string(), 1),
+            ("health".to_string(), 1),
+            ("land".to_string(), 1)
+        ]
+    );
+    // Open before civil loses its voter: land yes (1 of 3).
+    let before = c.tx(&land_gov(), propose(same_params(&c)));
+    c.run_vtx(&before).unwrap();
+    // Civil votes yes on another, then loses its only voter.
+    let civil_yes = c.tx(&civil_gov(), propose(same_params(&c)));
+    c.run_vtx(&civil_yes).unwrap();
+    let st = pass(
+        &mut c,
+        GovAction::RemoveMember {
+            key: civil_gov().public_key(),
+        },
+        &[land_gov(), health_gov(), civil_gov()],
+    );
+    assert_executed(st, "removing civil's voter");
+    assert!(!c.state.governance_voters().unwrap().can_vote("civil"));
+    // The open proposal: health's yes makes 2 of 2.
+    c.run(&health_gov(), vote(before.id(), true)).unwrap();
+    assert_executed(
+        c.state.proposal(&before.id()).unwrap().unwrap().status,
+        "the proposal open before",
+    );
+    // Civil's recorded yes counts for nothing: land's yes makes 1 of 2, still open; a
+    // rejection by health then decides it.
+    c.run(&land_gov(), vote(civil_yes.id(), true)).unwrap();
+    assert_eq!(
+        c.state.proposal(&civil_yes.id()).unwrap().unwrap().status,
+        ProposalStatus::Open
+    );
+    c.run(&health_gov(), vote(civil_yes.id(), false)).unwrap();
+    assert!(matches!(
+        c.state.proposal(&civil_yes.id()).unwrap().unwrap().status,
+        ProposalStatus::Rejected { .. }
+    ));
+    // Civil counts again once it has a voter again.
+    let new_civil = key_n(5);
+    let st = pass(
+        &mut c,
+        gov_member(&new_civil, "civil", &[Role::Governance]),
+        &[land_gov(), health_gov()],
+    );
+    assert_executed(st, "a new voter for civil");
+    let st = pass_same(&mut c, &[land_gov(), health_gov()]);
+    assert_eq!(st, ProposalStatus::Open, "2 of 3 again");
+}
+
+/// splitmix64: a small seeded generator, the same sequence on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, num: u64, den: u64) -> bool {
+        self.next() % den < num
+    }
+}
+
+/// One member key per department holding the governance role (the first in `keys` order),
+/// by department id.
+fn voters_by_department(
+    c: &Chain,
+    keys: &[SecretKey],
+) -> std::collections::BTreeMap<String, Vec<SecretKey>> {
+    let mut out: std::collections::BTreeMap<String, Vec<SecretKey>> = Default::default();
+    for k in keys {
+        if let Some(m) = c.state.member(&k.public_key()).unwrap()
+            && m.active
+            && m.roles.contains(Role::Governance)
+        {
+            out.entry(m.department).or_default().push(k.clone());
+        }
+    }
+    out
+}
+
+/// Random sequences of governance proposals and votes, from chains of 1 to 7 departments.
+/// After every step: the stored voter counts match the member records, some member can
+/// still vote, and if every department that can vote approves a harmless proposal, it
+/// executes.
+#[test]
+fn random_governance_never_deadlocks() {
+    // What the sequences went through, to show they reach the interesting states.
+    let (mut decided, mut last_voter_refused, mut lost_all_voters) = (0, 0, 0);
+    for seed in 0..24u64 {
+        let mut rng = Rng(seed);
+        let n = 1 + rng.below(7);
+        let mut c = chain_of(n);
+        let mut keys: Vec<SecretKey> = (0..n).map(gov_of).collect();
+        let mut next_key = 1u32;
+        let mut next_dept = 0u32;
+        let mut open: Vec<Hash> = vec![];
+        for step in 0..60 {
+            let ctx = format!("seed {seed}, {n} departments, step {step}");
+            let by_dept = voters_by_department(&c, &keys);
+            let any_voter = |rng: &mut Rng| {
+                let ds: Vec<&Vec<SecretKey>> = by_dept.values().collect();
+                let d = ds[rng.below(ds.len())];
+                d[rng.below(d.len())].clone()
+            };
+            let op = rng.below(7);
+            if op >= 5 && !open.is_empty() {
+                // Vote on an open proposal.
+                let pid = open[rng.below(open.len())];
+                let approve = rng.chance(3, 4);
+                match c.run(&any_voter(&mut rng), vote(pid, approve)) {
+                    Ok(_) | Err(Rejection::AlreadyVoted(_)) | Err(Rejection::ProposalClosed(_)) => {
+                    }
+                    Err(e) => panic!("{ctx}: vote: {e:?}"),
+                }
+            } else {
+                let departments = c.state.departments().unwrap();
+                let random_key = |rng: &mut Rng| keys[rng.below(keys.len())].public_key();
+                let action = match op % 5 {
+                    0 => {
+                        next_dept += 1;
+                        GovAction::AddDepartment {
+                            id: format!("x{next_dept}"),
+                            name: "X".into(),
+                            governance_weight: 1 + rng.below(3) as u32,
+                        }
+                    }
+                    1 => {
+                        let department = departments[rng.below(departments.len())].id.clone();
+                        let k = if rng.chance(1, 4) {
+                            keys[rng.below(keys.len())].clone()
+                        } else {
+                            next_key += 1;
+                            let k = key_n(next_key);
+                            keys.push(k.clone());
+                            k
+                        };
+                        let rs: &[Role] = if rng.chance(2, 3) {
+                            &[Role::Governance, Role::Anchor]
+                        } else {
+                            &[Role::Anchor]
+                        };
+                        gov_member(&k, &department, rs)
+                    }
+                    2 => GovAction::RemoveMember {
+                        key: random_key(&mut rng),
+                    },
+                    3 => GovAction::GrantRole {
+                        key: random_key(&mut rng),
+                        role: Role::Governance,
+                    },
+                    _ => GovAction::RevokeRole {
+                        key: random_key(&mut rng),
+                        role: Role::Governance,
+                    },
+                };
+                let vtx = c.tx(&any_voter(&mut rng), propose(action));
+                match c.run_vtx(&vtx) {
+                    Ok(_) => {
+                        open.push(vtx.id());
+                        // Some of the other departments vote at once.
+                        for (_, ks) in by_dept.iter() {
+                            if rng.chance(1, 2) {
+                                let k = &ks[rng.below(ks.len())];
+                                match c.run(k, vote(vtx.id(), rng.chance(3, 4))) {
+                                    Ok(_)
+                                    | Err(Rejection::AlreadyVoted(_))
+                                    | Err(Rejection::ProposalClosed(_))
+                                    | Err(Rejection::SignerRemoved(_))
+                                    | Err(Rejection::MissingRole { .. }) => {}
+                                    Err(e) => panic!("{ctx}: vote: {e:?}"),
+                                }
+                            }
+                        }
+                    }
+                    // Not applicable to the state (an inactive member, the last voter…).
+                    Err(Rejection::InvalidAction(reason)) => {
+                        if reason.contains("last active member") {
+                            last_voter_refused += 1;
+                        }
+                        *c.nonces.get_mut(&vtx.tx().tx.signer.0).unwrap() -= 1;
+                    }
+                    Err(e) => panic!("{ctx}: propose: {e:?}"),
+                }
+            }
+            open.retain(|pid| {
+                let still = c.state.proposal(pid).unwrap().unwrap().status == ProposalStatus::Open;
+                decided += usize::from(!still);
+                still
+            });
+
+            // The stored counts match the member records.
+            let had = by_dept.keys().cloned().collect::<Vec<_>>();
+            let by_dept = voters_by_department(&c, &keys);
+            lost_all_voters += had.iter().filter(|d| !by_dept.contains_key(*d)).count();
+            let expected: Vec<(String, u64)> = by_dept
+                .iter()
+                .map(|(d, ks)| (d.clone(), ks.len() as u64))
+                .collect();
+            assert_eq!(
+                c.state.governance_voters().unwrap().counts,
+                expected,
+                "{ctx}"
+            );
+            assert!(!by_dept.is_empty(), "{ctx}: no one can vote");
+            // All voting departments approve a harmless proposal: it executes.
+            let mut probe = c.clone();
+            let everyone: Vec<SecretKey> = by_dept.values().map(|ks| ks[0].clone()).collect();
+            let action = same_params(&probe);
+            let st = pass(&mut probe, action, &everyone);
+            assert_executed(st, &ctx);
+        }
+    }
+    assert!(
+        decided > 100 && last_voter_refused > 0 && lost_all_voters > 0,
+        "decided {decided}, last voter refused {last_voter_refused}, departments that lost all \
+         their voters {lost_all_voters}"
+    );
 }

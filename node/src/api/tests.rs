@@ -866,7 +866,12 @@ async fn queries_answer_every_index() {
 
     let (s, v) = w.get(&format!("/v1/governance/{}", l.proposal)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["proposal"]["status"], "open");
+    // Only city can vote (court has no member holding the governance role), so city's
+    // proposal passes at once.
+    assert!(
+        v["proposal"]["status"]["executed"]["height"].is_u64(),
+        "{v}"
+    );
     assert_eq!(v["proposal"]["department"], "city");
     assert_eq!(kinds(&v["records"]), ["governance_propose"]);
     let (s, v) = w.get(&format!("/v1/governance/{}", Hash([1; 32]))).await;
