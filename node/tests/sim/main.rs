@@ -372,6 +372,12 @@ fn check(w: &World, correct: &[usize], failures: &mut Vec<String>) {
     );
     failures.extend(r.fatal.iter().map(|s| format!("fatal: {s}")));
     failures.extend(r.bounds.iter().take(5).map(|s| format!("bound: {s}")));
+    failures.extend(
+        r.unpersisted
+            .iter()
+            .take(5)
+            .map(|s| format!("durability: {s}")),
+    );
     // Agreement: one chain among correct nodes (each a prefix of the longest).
     let chains: Vec<(usize, Vec<ledger::hash::Hash>)> = (0..w.nodes.len())
         .filter(|&i| w.nodes[i].spec.behaviour.honest())

@@ -211,6 +211,8 @@ pub struct Record {
     pub equivocators: BTreeSet<PublicKey>,
     /// Bound violations.
     pub bounds: Vec<String>,
+    /// Signed messages that left before their block was durable on the signer.
+    pub unpersisted: Vec<String>,
     /// Effects carried out.
     pub effects: u64,
 }
@@ -697,7 +699,40 @@ impl World {
             Some(_) => {}
             None => {
                 self.record.signed.insert(key, hash);
+                if let Some(h) = hash
+                    && self.nodes[i].spec.behaviour.honest()
+                {
+                    self.check_signed_block_durable(i, key.1, h);
+                }
             }
+        }
+    }
+
+    /// A correct validator's message for block `h` at `height` is leaving for the first
+    /// time: the block must already be durable on that node (persisted with the signing
+    /// state, or committed), since after a restart its signed messages count again and can
+    /// decide the block.
+    fn check_signed_block_durable(&mut self, i: usize, height: u64, h: Hash) {
+        let Some(run) = &self.nodes[i].run else {
+            return;
+        };
+        let store = &run.app.store;
+        let committed = store
+            .header(height)
+            .ok()
+            .flatten()
+            .is_some_and(|hd| hd.hash() == h);
+        let persisted = store
+            .node_get(govledger_node::driver::core::LOCKED_BLOCKS_KEY)
+            .ok()
+            .flatten()
+            .and_then(|b| ledger::codec::decode::<Vec<ledger::block::Block>>(&b).ok())
+            .is_some_and(|blocks| blocks.iter().any(|b| b.hash() == h));
+        if !committed && !persisted {
+            self.record.unpersisted.push(format!(
+                "node {i} signed for block {h} at height {height} before the block was durable (t={})",
+                self.now
+            ));
         }
     }
 
