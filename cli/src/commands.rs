@@ -847,11 +847,11 @@ pub fn report_error(json: bool, err: &anyhow::Error) -> Exit {
             .find_map(|c| c.downcast_ref::<crate::client::ClientError>())
             .map(|c| c.to_json())
             .unwrap_or_else(|| serde_json::json!({ "error": "error" }));
-        j["message"] = serde_json::Value::String(format!("{err:#}"));
+        j["message"] = serde_json::Value::String(ledger::report::error_chain(err.as_ref()));
         j["exit_code"] = serde_json::Value::from(code.code());
         eprintln!("{}", serde_json::to_string(&j).unwrap_or_default());
     } else {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", ledger::report::error_chain(err.as_ref()));
     }
     code
 }

@@ -240,3 +240,18 @@ fn unreadable_inputs_are_told_apart_from_invalid_bundles() {
     let o = verify_cli(&p, &f.genesis, &["--file", "/nonexistent/document.pdf"]);
     assert_eq!(code(&o), 6, "{}", text(&o));
 }
+
+#[test]
+fn a_missing_file_is_reported_once_not_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let missing = missing.to_str().unwrap();
+    let o = run(&["verify", "--genesis", missing, missing]);
+    assert_ne!(code(&o), 0);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    let reason = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+    let os = "(os error 2)";
+    assert!(stderr.contains(os), "{stderr}");
+    assert_eq!(stderr.matches(os).count(), 1, "said twice: {stderr}");
+    assert!(stderr.lines().count() == 1, "one line: {stderr} ({reason})");
+}

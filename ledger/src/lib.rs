@@ -24,6 +24,7 @@ pub mod history_log;
 pub mod index;
 pub mod keyfile;
 pub mod proof;
+pub mod report;
 pub mod state;
 #[cfg(feature = "rocksdb")]
 pub mod store;

@@ -123,7 +123,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", ledger::report::error_chain(e.as_ref()));
             std::process::ExitCode::from(1)
         }
     }

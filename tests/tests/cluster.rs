@@ -404,3 +404,20 @@ fn sigkill_under_load_loses_no_acknowledged_record_and_signs_nothing_conflicting
         }
     }
 }
+
+#[test]
+fn a_missing_config_is_reported_in_one_line_said_once() {
+    // The node's errors name their cause in their message and as their source; the chain
+    // printed whole said it twice ("… (os error 2): … (os error 2)").
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(govledger_tests::node_binary())
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.starts_with("error: cannot read config "), "{stderr}");
+    assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
