@@ -177,6 +177,35 @@ fn altered<'a>(
     }
 }
 
+/// Replaces the commit certificate of block `height` with genuine precommits of `signers`.
+fn recertify(
+    height: u64,
+    chain_id: &str,
+    signers: Vec<ledger::SecretKey>,
+) -> impl FnMut(&mut CommittedBlock) + Send {
+    let chain_id = chain_id.to_string();
+    move |b| {
+        if b.block.header.height == height {
+            let h = &b.block.header;
+            let votes: Vec<Vote> = signers
+                .iter()
+                .map(|k| {
+                    Vote::new_signed(
+                        &chain_id,
+                        h.height,
+                        0,
+                        VoteType::Precommit,
+                        Some(h.hash()),
+                        k,
+                    )
+                })
+                .collect();
+            b.commit = CommitCertificate::from_votes(h.height, 0, h.hash(), &votes);
+            assert_eq!(b.commit.signatures.len(), signers.len());
+        }
+    }
+}
+
 #[test]
 fn commit_certificates_and_header_links_are_checked() {
     let (w, _, _) = World::standard("audit-links");
@@ -213,31 +242,10 @@ fn commit_certificates_and_header_links_are_checked() {
     // fifth key, in force only from height 4, signs block 3 beside the four validators.
     // Every signature verifies and the four alone are a quorum; the certificate is refused
     // all the same, naming the key.
-    let signers = w.keys.clone();
-    let chain_id = g.chain_id.clone();
     let fifth = w.keys[4].public_key();
     let r = audit(
         g,
-        &mut altered(&w, move |b| {
-            if b.block.header.height == 3 {
-                let h = &b.block.header;
-                let votes: Vec<Vote> = signers
-                    .iter()
-                    .map(|k| {
-                        Vote::new_signed(
-                            &chain_id,
-                            h.height,
-                            0,
-                            VoteType::Precommit,
-                            Some(h.hash()),
-                            k,
-                        )
-                    })
-                    .collect();
-                b.commit = CommitCertificate::from_votes(h.height, 0, h.hash(), &votes);
-                assert_eq!(b.commit.signatures.len(), 5);
-            }
-        }),
+        &mut altered(&w, recertify(3, &g.chain_id, w.keys.clone())),
         &opts,
         &mut noop,
     );
@@ -250,29 +258,9 @@ fn commit_certificates_and_header_links_are_checked() {
     }
     expect_mismatch(r, 3, "commit certificate");
     // The same certificate without the outsider is accepted (the test alters nothing else).
-    let signers = w.keys[..4].to_vec();
-    let chain_id = g.chain_id.clone();
     let r = audit(
         g,
-        &mut altered(&w, move |b| {
-            if b.block.header.height == 3 {
-                let h = &b.block.header;
-                let votes: Vec<Vote> = signers
-                    .iter()
-                    .map(|k| {
-                        Vote::new_signed(
-                            &chain_id,
-                            h.height,
-                            0,
-                            VoteType::Precommit,
-                            Some(h.hash()),
-                            k,
-                        )
-                    })
-                    .collect();
-                b.commit = CommitCertificate::from_votes(h.height, 0, h.hash(), &votes);
-            }
-        }),
+        &mut altered(&w, recertify(3, &g.chain_id, w.keys[..4].to_vec())),
         &opts,
         &mut noop,
     );
