@@ -4,7 +4,10 @@ use super::behaviour::{Behaviour, BehaviourEvent};
 use super::codec::{GossipFrame, SyncAsk, codec_error};
 use super::events::{Dropped, EventSender};
 use super::ingress::{Control, Mailbox, Outbound, Shared};
-use super::state::{GOSSIP_WAITING_PER_PEER_MAX, PeerGuard, PeerQueue, Push, Redialer, Verdict};
+use super::state::{
+    GOSSIP_BYTES_PER_PEER_MAX, GOSSIP_WAITING_PER_PEER_MAX, PeerGuard, PeerQueue, Push, Redialer,
+    Verdict,
+};
 use super::{
     EVENTS_BACKLOG_MAX, EVENTS_BYTES_MAX, NetError, NetEvent, Result, allowed_peers, peer_id_of,
 };
@@ -90,7 +93,8 @@ pub struct Actor {
     redialer: Redialer,
     /// Gossip in flight and waiting, per connected peer.
     out_queues: HashMap<PeerId, PeerQueue>,
-    gossip_sent: HashMap<OutboundRequestId, PeerId>,
+    /// Gossip in flight: its peer and its length (released from the peer's queue when done).
+    gossip_sent: HashMap<OutboundRequestId, (PeerId, usize)>,
     sync_pending: HashMap<OutboundRequestId, (PublicKey, oneshot::Sender<Result<SyncResponse>>)>,
     serving: JoinSet<Served>,
     /// Last sign of life (establishment or successful ping) of each connection.
@@ -296,7 +300,7 @@ impl Actor {
                 self.redialer.disconnected(peer_id, now);
                 self.guard.disconnected(&peer_id);
                 self.out_queues.remove(&peer_id);
-                self.gossip_sent.retain(|_, p| *p != peer_id);
+                self.gossip_sent.retain(|_, (p, _)| *p != peer_id);
                 if let Some(key) = self.connected.remove(&peer_id) {
                     info!(peer = %key, %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
                     self.publish_peers();
@@ -392,9 +396,9 @@ impl Actor {
     }
 
     fn gossip_done(&mut self, id: OutboundRequestId) {
-        if let Some(peer) = self.gossip_sent.remove(&id)
+        if let Some((peer, len)) = self.gossip_sent.remove(&id)
             && self.connected.contains_key(&peer)
-            && let Some(next) = self.out_queues.get_mut(&peer).and_then(PeerQueue::done)
+            && let Some(next) = self.out_queues.get_mut(&peer).and_then(|q| q.done(len))
         {
             self.send_gossip_now(peer, next);
         }
@@ -576,6 +580,10 @@ impl Actor {
     }
 
     fn on_outbound(&mut self, out: Outbound) {
+        // Out of the mailbox: its bytes now count against the peers' queues instead.
+        self.shared
+            .outbound_bytes
+            .fetch_sub(out.bytes().len(), Ordering::AcqRel);
         match out {
             Outbound::Broadcast(bytes) => {
                 let peers: Vec<PeerId> = self.connected.keys().copied().collect();
@@ -598,7 +606,8 @@ impl Actor {
                 self.shared.dropped_outbound.fetch_add(1, Ordering::Relaxed);
                 warn!(
                     peer = %self.key_of(&peer),
-                    waiting = GOSSIP_WAITING_PER_PEER_MAX,
+                    waiting_max = GOSSIP_WAITING_PER_PEER_MAX,
+                    bytes_max = GOSSIP_BYTES_PER_PEER_MAX,
                     "peer not keeping up with gossip, message dropped"
                 );
             }
@@ -606,12 +615,13 @@ impl Actor {
     }
 
     fn send_gossip_now(&mut self, peer: PeerId, bytes: Arc<[u8]>) {
+        let len = bytes.len();
         let id = self
             .swarm
             .behaviour_mut()
             .gossip
             .send_request(&peer, GossipFrame::Encoded(bytes));
-        self.gossip_sent.insert(id, peer);
+        self.gossip_sent.insert(id, (peer, len));
     }
 
     fn on_allowed_changed(&mut self) {

@@ -11,7 +11,7 @@ use crate::messages::{GOSSIP_BYTES_MAX, GossipMsg, SyncRequest, SyncResponse};
 use ledger::PublicKey;
 use libp2p::{Multiaddr, PeerId};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -19,6 +19,10 @@ use tracing::warn;
 
 /// Outgoing gossip waiting for the actor. A full queue drops the message.
 pub const OUTBOUND_QUEUE_MAX: usize = 4096;
+/// Bytes of outgoing gossip waiting for the actor (each message counted once, however many
+/// peers it goes to): eight frames of the largest size. Beyond it the message is dropped,
+/// as when the queue is full.
+pub const OUTBOUND_BYTES_MAX: usize = 128 * 1024 * 1024;
 /// Control commands waiting for the actor.
 pub const CONTROL_QUEUE_MAX: usize = 256;
 /// How long [`NetworkHandle::request_blocks`] waits in all, beyond the protocol's own
@@ -32,6 +36,15 @@ pub enum Outbound {
     Broadcast(Arc<[u8]>),
     /// To one peer.
     SendTo(PublicKey, Arc<[u8]>),
+}
+
+impl Outbound {
+    /// The encoded message.
+    pub fn bytes(&self) -> &Arc<[u8]> {
+        match self {
+            Outbound::Broadcast(bytes) | Outbound::SendTo(_, bytes) => bytes,
+        }
+    }
 }
 
 /// Everything else the actor is asked to do.
@@ -67,6 +80,8 @@ pub struct Shared {
     pub dropped_outbound: AtomicU64,
     /// Events dropped because the core was not reading them.
     pub dropped_inbound: AtomicU64,
+    /// Bytes of gossip in the outbound queue (bounded by [`OUTBOUND_BYTES_MAX`]).
+    pub outbound_bytes: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -157,7 +172,24 @@ impl NetworkHandle {
     }
 
     fn enqueue(&self, out: Outbound) {
+        let len = out.bytes().len();
+        let reserved =
+            self.shared
+                .outbound_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    held.checked_add(len).filter(|&n| n <= OUTBOUND_BYTES_MAX)
+                });
+        if reserved.is_err() {
+            self.shared.dropped_outbound.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                bytes = len,
+                max = OUTBOUND_BYTES_MAX,
+                "network outbound queue holds too many bytes, gossip dropped"
+            );
+            return;
+        }
         if let Err(e) = self.outbound.try_send(out) {
+            self.shared.outbound_bytes.fetch_sub(len, Ordering::AcqRel);
             self.shared.dropped_outbound.fetch_add(1, Ordering::Relaxed);
             match e {
                 mpsc::error::TrySendError::Full(_) => {
@@ -249,5 +281,65 @@ impl NetworkHandle {
     /// Events from peers dropped since start because the core was not reading them.
     pub fn dropped_inbound(&self) -> u64 {
         self.shared.dropped_inbound.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle() -> (NetworkHandle, Mailbox) {
+        let shared = Arc::new(Shared::default());
+        NetworkHandle::new(BTreeSet::new(), shared, PeerId::random())
+    }
+
+    #[test]
+    fn outbound_queue_is_bounded_by_bytes_while_the_actor_does_not_drain_it() {
+        let (net, mut mailbox) = handle();
+        let frame: Arc<[u8]> = vec![1u8; GOSSIP_BYTES_MAX].into();
+        let fits = OUTBOUND_BYTES_MAX / GOSSIP_BYTES_MAX;
+        assert!(
+            fits < OUTBOUND_QUEUE_MAX,
+            "the byte bound is the one reached here"
+        );
+        for _ in 0..fits + 3 {
+            net.enqueue(Outbound::Broadcast(frame.clone()));
+        }
+        assert_eq!(net.dropped_outbound(), 3);
+        assert!(net.shared.outbound_bytes.load(Ordering::Acquire) <= OUTBOUND_BYTES_MAX);
+        // Smaller messages still fill what is left, to the byte.
+        let room = OUTBOUND_BYTES_MAX - fits * GOSSIP_BYTES_MAX;
+        let mut dropped = 3;
+        if room > 0 {
+            net.enqueue(Outbound::Broadcast(vec![2u8; room].into()));
+            assert_eq!(net.dropped_outbound(), dropped);
+        }
+        assert_eq!(
+            net.shared.outbound_bytes.load(Ordering::Acquire),
+            OUTBOUND_BYTES_MAX
+        );
+        net.enqueue(Outbound::Broadcast(vec![3u8; 1].into()));
+        dropped += 1;
+        assert_eq!(net.dropped_outbound(), dropped);
+
+        // The actor takes one out and releases its bytes (as `on_outbound` does); the
+        // queue then takes a large frame again.
+        let out = mailbox.outbound.try_recv().expect("queued");
+        net.shared
+            .outbound_bytes
+            .fetch_sub(out.bytes().len(), Ordering::AcqRel);
+        net.enqueue(Outbound::Broadcast(frame.clone()));
+        assert_eq!(net.dropped_outbound(), dropped);
+        net.enqueue(Outbound::Broadcast(frame));
+        assert_eq!(net.dropped_outbound(), dropped + 1);
+    }
+
+    #[test]
+    fn a_message_that_cannot_be_queued_releases_its_bytes() {
+        let (net, mailbox) = handle();
+        drop(mailbox);
+        net.enqueue(Outbound::Broadcast(vec![0u8; 1000].into()));
+        assert_eq!(net.dropped_outbound(), 1);
+        assert_eq!(net.shared.outbound_bytes.load(Ordering::Acquire), 0);
     }
 }

@@ -34,6 +34,12 @@ pub const GOSSIP_INFLIGHT_PER_PEER_MAX: usize = 64;
 /// Gossip messages waiting for one peer behind those in flight; beyond this, further
 /// messages to that peer are dropped (a stalled peer must not make us buffer without bound).
 pub const GOSSIP_WAITING_PER_PEER_MAX: usize = 4096;
+/// Bytes of gossip held for one peer, in flight and waiting together: six frames of the
+/// largest size (16 MiB). Frames of up to 16 MiB make the count bounds alone worth
+/// gigabytes per peer that stops reading; an honest peer holds a few proposals at most.
+/// A message that does not fit is dropped, except that a peer with nothing held always
+/// takes one (every frame is within `GOSSIP_FRAME_BYTES_MAX`, far below this bound).
+pub const GOSSIP_BYTES_PER_PEER_MAX: usize = 96 * 1024 * 1024;
 
 /// First redial delay after a failure; doubled on each consecutive failure.
 pub const DIAL_BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -187,30 +193,45 @@ pub enum Push {
 }
 
 /// Gossip to one peer: at most [`GOSSIP_INFLIGHT_PER_PEER_MAX`] in flight, then up to
-/// [`GOSSIP_WAITING_PER_PEER_MAX`] waiting, in order.
+/// [`GOSSIP_WAITING_PER_PEER_MAX`] waiting, in order; at most [`GOSSIP_BYTES_PER_PEER_MAX`]
+/// bytes held in all.
 #[derive(Debug, Default)]
 pub struct PeerQueue {
     inflight: usize,
     waiting: VecDeque<Arc<[u8]>>,
+    /// Bytes in flight and waiting.
+    held_bytes: usize,
 }
 
 impl PeerQueue {
     /// Offers a message.
     pub fn push(&mut self, bytes: Arc<[u8]>) -> Push {
+        self.push_bounded(bytes, GOSSIP_BYTES_PER_PEER_MAX)
+    }
+
+    fn push_bounded(&mut self, bytes: Arc<[u8]>, bytes_max: usize) -> Push {
+        let held = self.held_bytes.saturating_add(bytes.len());
+        if held > bytes_max && self.held_bytes > 0 {
+            return Push::Full;
+        }
         if self.inflight < GOSSIP_INFLIGHT_PER_PEER_MAX {
             self.inflight += 1;
+            self.held_bytes = held;
             Push::Send(bytes)
         } else if self.waiting.len() < GOSSIP_WAITING_PER_PEER_MAX {
             self.waiting.push_back(bytes);
+            self.held_bytes = held;
             Push::Queued
         } else {
             Push::Full
         }
     }
 
-    /// One message in flight was acknowledged or failed; returns the next one to send.
-    pub fn done(&mut self) -> Option<Arc<[u8]>> {
+    /// One message in flight, of `len` bytes, was acknowledged or failed; returns the next
+    /// one to send.
+    pub fn done(&mut self, len: usize) -> Option<Arc<[u8]>> {
         self.inflight = self.inflight.saturating_sub(1);
+        self.held_bytes = self.held_bytes.saturating_sub(len);
         let next = self.waiting.pop_front()?;
         self.inflight += 1;
         Some(next)
@@ -219,6 +240,11 @@ impl PeerQueue {
     /// Messages in flight.
     pub fn inflight(&self) -> usize {
         self.inflight
+    }
+
+    /// Bytes in flight and waiting.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
     }
 }
 
@@ -434,14 +460,69 @@ mod tests {
         }
         assert_eq!(q.push(msg(7)), Push::Full);
         // Each completion releases the oldest waiting message, in order.
-        assert_eq!(q.done(), Some(msg(1_000_000)));
-        assert_eq!(q.done(), Some(msg(1_000_001)));
+        assert_eq!(q.done(4), Some(msg(1_000_000)));
+        assert_eq!(q.done(4), Some(msg(1_000_001)));
         assert_eq!(q.inflight(), GOSSIP_INFLIGHT_PER_PEER_MAX);
         for _ in 2..GOSSIP_WAITING_PER_PEER_MAX {
-            assert!(q.done().is_some());
+            assert!(q.done(4).is_some());
         }
-        assert_eq!(q.done(), None);
+        assert_eq!(q.done(4), None);
         assert_eq!(q.inflight(), GOSSIP_INFLIGHT_PER_PEER_MAX - 1);
+        assert_eq!(q.held_bytes(), 4 * (GOSSIP_INFLIGHT_PER_PEER_MAX - 1));
+    }
+
+    #[test]
+    fn peer_queue_bounds_bytes_held_for_a_peer_that_stops_reading() {
+        let frame = |n: usize| -> Arc<[u8]> { vec![7u8; n].into() };
+        let max = GOSSIP_BYTES_PER_PEER_MAX;
+        let big = crate::messages::GOSSIP_BYTES_MAX;
+        assert!(big < max, "a largest frame must always fit an empty queue");
+
+        // Largest frames to a peer that never acknowledges: sent while under the count
+        // bound, held up to the byte bound, then dropped, long before either count bound.
+        let mut q = PeerQueue::default();
+        let fits = max / big;
+        for _ in 0..fits {
+            assert!(matches!(q.push(frame(big)), Push::Send(_)));
+        }
+        assert_eq!(q.push(frame(big)), Push::Full);
+        assert!(q.held_bytes() <= max);
+        assert!(fits < GOSSIP_INFLIGHT_PER_PEER_MAX);
+        // Small messages still go in up to the byte bound.
+        let room = max - q.held_bytes();
+        if room > 0 {
+            assert!(matches!(q.push(frame(room)), Push::Send(_)));
+        }
+        assert_eq!(q.push(frame(1)), Push::Full);
+        assert_eq!(q.held_bytes(), max);
+
+        // Acknowledgements release bytes, and the queue takes more again.
+        assert_eq!(q.done(big), None);
+        assert_eq!(q.held_bytes(), max - big);
+        assert!(matches!(q.push(frame(big)), Push::Send(_)));
+
+        // Waiting messages count too: with the in-flight slots full of small messages,
+        // queued large ones stop at the byte bound, and release in order.
+        let mut q = PeerQueue::default();
+        for i in 0..GOSSIP_INFLIGHT_PER_PEER_MAX as u32 {
+            assert!(matches!(
+                q.push(i.to_be_bytes().to_vec().into()),
+                Push::Send(_)
+            ));
+        }
+        let mut queued = 0;
+        while q.push(frame(big)) == Push::Queued {
+            queued += 1;
+        }
+        assert_eq!(queued, (max - 4 * GOSSIP_INFLIGHT_PER_PEER_MAX) / big);
+        assert!(q.held_bytes() <= max);
+        assert_eq!(q.done(4).map(|m| m.len()), Some(big));
+
+        // An empty queue takes one message even beyond a (smaller) bound: nothing else
+        // would ever carry it.
+        let mut q = PeerQueue::default();
+        assert!(matches!(q.push_bounded(frame(10), 4), Push::Send(_)));
+        assert_eq!(q.push_bounded(frame(1), 4), Push::Full);
     }
 
     #[test]
