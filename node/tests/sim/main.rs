@@ -371,6 +371,12 @@ fn check(w: &World, correct: &[usize], failures: &mut Vec<String>) {
             .map(|s| format!("strike: {s}")),
     );
     failures.extend(r.fatal.iter().map(|s| format!("fatal: {s}")));
+    failures.extend(
+        r.spam_relayed
+            .iter()
+            .take(5)
+            .map(|s| format!("evidence spam: {s}")),
+    );
     failures.extend(r.bounds.iter().take(5).map(|s| format!("bound: {s}")));
     failures.extend(
         r.unpersisted
@@ -473,7 +479,7 @@ fn replay(w: &World, store: &ledger::store::Store) -> Result<(), String> {
 
 fn replay_command(seed: u64) -> String {
     format!(
-        "SIM_SEED_BASE={seed} SIM_SEEDS=1 cargo nextest run --release --workspace -E 'binary(sim)' --no-capture"
+        "SIM_SEED_BASE={seed} SIM_SEEDS=1 cargo nextest run --release --workspace -E 'package(govledger-node) and binary(sim)' --no-capture"
     )
 }
 

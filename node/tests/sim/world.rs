@@ -35,6 +35,8 @@ pub const GENESIS_TIME_MS: u64 = 1_800_000_000_000;
 /// Most transactions per block in the simulation (small, so that an oversized block is
 /// cheap to build).
 pub const SIM_BLOCK_TXS_MAX: u32 = 64;
+/// Evidence messages an `EvidenceSpam` node sends per tick, each about a fresh key.
+pub const EVIDENCE_SPAM_BURST: usize = 24;
 
 /// A small deterministic generator (splitmix64).
 #[derive(Clone)]
@@ -213,6 +215,8 @@ pub struct Record {
     pub bounds: Vec<String>,
     /// Signed messages that left before their block was durable on the signer.
     pub unpersisted: Vec<String>,
+    /// Evidence about keys that are no validators, relayed by correct nodes.
+    pub spam_relayed: Vec<String>,
     /// Effects carried out.
     pub effects: u64,
 }
@@ -655,6 +659,11 @@ impl World {
         }
     }
 
+    /// Whether `key` is in the genesis validator set (the simulation never changes it).
+    fn is_validator(&self, key: &PublicKey) -> bool {
+        self.genesis.validators.iter().any(|v| v.public_key == *key)
+    }
+
     fn broadcast(&mut self, from: usize, msg: GossipMsg) {
         for to in 0..self.nodes.len() {
             if to != from {
@@ -741,6 +750,15 @@ impl World {
         let behaviour = self.nodes[i].spec.behaviour;
         match e {
             Effect::Broadcast(m) => {
+                if behaviour.honest()
+                    && let GossipMsg::Evidence(ev) = &m
+                    && !self.is_validator(&ev.key().validator)
+                {
+                    self.record.spam_relayed.push(format!(
+                        "node {i} relayed evidence about {}, no validator",
+                        ev.key().validator
+                    ));
+                }
                 if let Some(m) = self.byzantine_outgoing(i, m) {
                     self.broadcast(i, m);
                 }
@@ -970,11 +988,20 @@ impl World {
                 );
             }
             Behaviour::EvidenceSpam => {
-                let k = SecretKey::from_seed(&seed_bytes(self.seed, self.rng.next_u64(), 9));
-                let a = Vote::new_signed(CHAIN_ID, height, 0, VoteType::Prevote, None, &k);
-                let c =
-                    Vote::new_signed(CHAIN_ID, height, 0, VoteType::Prevote, Some(tip_hash), &k);
-                self.broadcast(i, GossipMsg::Evidence(Evidence::from_votes(a, c)));
+                // A burst each tick: more keys in a few seconds than a node may remember.
+                for _ in 0..EVIDENCE_SPAM_BURST {
+                    let k = SecretKey::from_seed(&seed_bytes(self.seed, self.rng.next_u64(), 9));
+                    let a = Vote::new_signed(CHAIN_ID, height, 0, VoteType::Prevote, None, &k);
+                    let c = Vote::new_signed(
+                        CHAIN_ID,
+                        height,
+                        0,
+                        VoteType::Prevote,
+                        Some(tip_hash),
+                        &k,
+                    );
+                    self.broadcast(i, GossipMsg::Evidence(Evidence::from_votes(a, c)));
+                }
             }
             Behaviour::ReplayOld => {
                 let n = self.nodes[i].recorded.len() as u64;
