@@ -26,6 +26,7 @@ pub mod keyfile;
 pub mod proof;
 pub mod report;
 pub mod state;
+pub mod state_tree;
 #[cfg(feature = "rocksdb")]
 pub mod store;
 pub mod tx;
