@@ -348,15 +348,23 @@ fn acknowledged_commits_survive_power_cuts() {
             );
         }
         // The chain goes on: a new transaction commits above everything acknowledged.
+        // A transaction sent before the cut and never acknowledged may still commit (in a
+        // locked block the node restores), taking the nonce read here: a probe refused for
+        // its nonce is signed again with a fresh one.
         let mut probe = Signer::new(client.clone(), &chain_id);
         probe.nonce = next_nonce(&api, &probe);
-        let stx = probe.sign(anchor(doc));
+        let mut stx = probe.sign(anchor(doc));
         doc += 1;
         let started = Instant::now();
         let committed = loop {
             match api.submit(&stx, true) {
                 Ok(v) if v["status"] == "committed" => break v["height"].as_u64(),
                 _ if started.elapsed() > COMMIT_TIMEOUT => break None,
+                Err(e) if e.body.contains("nonce") => {
+                    probe.nonce = next_nonce(&api, &probe);
+                    stx = probe.sign(anchor(doc));
+                    doc += 1;
+                }
                 _ => std::thread::sleep(Duration::from_millis(200)),
             }
         };
