@@ -22,7 +22,7 @@
 //! its atomic batch and deletes stale nodes [`STATE_VERSIONS_KEPT`] heights later, so a
 //! proof can be made at any height that recent.
 
-use crate::hash::Hash;
+use crate::hash::{Hash, hash_parts};
 use crate::state::{StateError, WriteSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,12 +43,7 @@ pub const PROOF_SIBLINGS_MAX: usize = 256;
 pub const STATE_VERSIONS_KEPT: u64 = 1_000;
 
 fn tree_hash(parts: &[&[u8]]) -> Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(TREE_TAG);
-    for p in parts {
-        h.update(p);
-    }
-    Hash(*h.finalize().as_bytes())
+    hash_parts(TREE_TAG, parts)
 }
 
 /// The tree's hash of a state key: the path of its leaf.
