@@ -307,13 +307,13 @@ struct Replay {
 
 impl Replay {
     fn new(genesis: &Genesis) -> Result<Self, AuditError> {
-        let (writes, root) = genesis_state(genesis)?;
+        let gs = genesis_state(genesis)?;
         let mut state = MemState::new();
-        state.apply(&writes);
+        state.commit(&gs.writes, gs.tree.as_ref());
         Ok(Replay {
             chain_id: genesis.chain_id.clone(),
             state,
-            tip: ChainTip::genesis(genesis, root),
+            tip: ChainTip::genesis(genesis, gs.root),
             txs: 0,
             blocks: 0,
             validator_set_changes: 0,
@@ -364,7 +364,7 @@ impl Replay {
         let n = txs.len() as u64;
         let executed = execute_block(&self.state, &self.tip, &header, txs)
             .map_err(|e| mismatch(h, "execution", e.to_string()))?;
-        self.state.apply(&executed.writes);
+        self.state.commit(&executed.writes, executed.tree.as_ref());
         self.tip = self.tip.after(&executed);
         if header.next_validators_hash != header.validators_hash {
             self.validator_set_changes += 1;

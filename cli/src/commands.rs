@@ -57,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(q) => query_cmd(out, q),
         Command::Proof(a) => proof_cmd(out, a),
         Command::Verify(a) => verify_cmd(out, a),
+        Command::Status(a) => status_cmd(out, a),
         Command::Checkpoint(a) => checkpoint_cmd(out, a),
         Command::Audit(a) => audit_cmd(out, a),
         Command::Bench(a) => bench_cmd(out, a),
@@ -643,9 +644,18 @@ fn proof_cmd(out: Output, a: ProofArgs) -> anyhow::Result<()> {
 }
 
 fn verify_cmd(out: Output, a: VerifyArgs) -> anyhow::Result<()> {
-    let result = verify::verify_files(&a.bundle, &a.genesis, a.file.as_deref())?;
+    let result = verify::verify_files(&a.bundle, &a.genesis, a.file.as_deref(), a.max_age)?;
+    show_verdict(out, result)
+}
+
+/// Prints a verdict and gives the exit: 0 valid (and in force), 8 valid but not in force,
+/// 4 invalid.
+fn show_verdict(
+    out: Output,
+    result: Result<verify::Verdict, verify::VerifyFailure>,
+) -> anyhow::Result<()> {
     match result {
-        Ok(v) => {
+        Ok(verify::Verdict::Record(v)) => {
             #[derive(serde::Serialize)]
             struct Valid<'a> {
                 valid: bool,
@@ -654,6 +664,29 @@ fn verify_cmd(out: Output, a: VerifyArgs) -> anyhow::Result<()> {
             }
             out.show(&Valid { valid: true, v: &v }, || human_valid(&v));
             Ok(())
+        }
+        Ok(verify::Verdict::Status(v)) => {
+            let in_force = crate::status::in_force(&v);
+            #[derive(serde::Serialize)]
+            struct Valid<'a> {
+                valid: bool,
+                in_force: bool,
+                #[serde(flatten)]
+                v: &'a ledger::status::VerifiedStatus,
+            }
+            out.show(
+                &Valid {
+                    valid: true,
+                    in_force,
+                    v: &v,
+                },
+                || format!("VALID PROOF: {}", crate::status::describe(&v)),
+            );
+            if in_force {
+                Ok(())
+            } else {
+                Err(anyhow::Error::new(Reported(Exit::NotInForce)))
+            }
         }
         Err(f) => {
             let j = serde_json::json!({
@@ -688,6 +721,50 @@ fn human_valid(v: &Verified) -> String {
         s += &format!("\n  the document (blake3 {d}) is the one the record names");
     }
     s
+}
+
+fn status_cmd(out: Output, a: StatusArgs) -> anyhow::Result<()> {
+    use crate::args::StatusKind as K;
+    use ledger::status::Subject;
+    let genesis = verify::load_genesis(&a.genesis)?;
+    let id = a.id.clone().unwrap_or_default();
+    let need_id = || -> anyhow::Result<String> {
+        if id.is_empty() {
+            return Err(
+                UsageError(format!("`status {:?}` needs an id", a.kind).to_lowercase()).into(),
+            );
+        }
+        Ok(id.clone())
+    };
+    let hex = |what: &str| -> anyhow::Result<Hash> {
+        Hash::from_hex(&need_id()?)
+            .map_err(|_| UsageError(format!("{what} must be 64 hex digits")).into())
+    };
+    let subject = match a.kind {
+        K::Approval => Subject::Approval(need_id()?),
+        K::Parcel => Subject::Parcel(need_id()?),
+        K::Resource => Subject::Resource(need_id()?),
+        K::Department => Subject::Department(need_id()?),
+        K::Access => Subject::Pseudonym(hex("a pseudonym")?),
+        K::Proposal => Subject::Proposal(hex("a proposal id")?),
+        K::Member => Subject::Member(ledger::PublicKey(hex("a member key")?.0)),
+        K::Validators => {
+            if !id.is_empty() {
+                return Err(UsageError("`status validators` takes no id".into()).into());
+            }
+            Subject::Validators
+        }
+    };
+    let client = client(&a.node)?;
+    let bundle = crate::status::fetch(&client, &subject, a.all)?;
+    let text = to_json(&bundle) + "\n";
+    let result = verify::verify_any(&text, &genesis, None, a.max_age, now_ms());
+    if result.is_ok()
+        && let Some(path) = &a.out
+    {
+        save(path, &text)?;
+    }
+    show_verdict(out, result)
 }
 
 fn checkpoint_cmd(out: Output, a: CheckpointArgs) -> anyhow::Result<()> {

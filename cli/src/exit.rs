@@ -23,6 +23,10 @@ pub enum Exit {
     Local,
     /// 7: the node has no such record, block or proof.
     NotFound,
+    /// 8: `verify`/`status`: the status bundle is valid and proves that the thing is *not*
+    /// in force: an approval revoked, expired or not yet valid, or absent; a parcel,
+    /// resource, proposal, department or member key absent; a member key removed.
+    NotInForce,
 }
 
 impl Exit {
@@ -37,6 +41,7 @@ impl Exit {
             Exit::AuditMismatch => 5,
             Exit::Local => 6,
             Exit::NotFound => 7,
+            Exit::NotInForce => 8,
         }
     }
 }
@@ -52,7 +57,8 @@ macro_rules! exit_codes_text {
   4  verification failed (the failed step is printed)
   5  audit mismatch (the height and reason are printed)
   6  local file error (key file, genesis, document, output file)
-  7  not found on the node"
+  7  not found on the node
+  8  status proven, but not in force (revoked, expired, absent, removed)"
     };
 }
 

@@ -8,6 +8,7 @@
 //! * [`write`]: signing and submitting transactions (nonces, retries), document hashes,
 //!   citizen pseudonyms.
 //! * [`verify`]: offline verification of proof bundles (no network code path).
+//! * [`status`]: status bundles fetched with every page of their history, in plain words.
 //! * [`audit`]: full re-verification of a chain from genesis, with checkpoints.
 //! * [`testnet`]: a local N-validator network in one folder.
 //! * [`bench`]: the load generator (`govledger bench`).
@@ -26,6 +27,7 @@ pub mod client;
 pub mod commands;
 pub mod keys;
 pub mod output;
+pub mod status;
 pub mod testnet;
 pub mod time;
 pub mod verify;

@@ -13,7 +13,7 @@
 
 use crate::exit::{LocalError, UsageError};
 use crate::keys::peer_id;
-use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+use ledger::genesis::{ConsensusParams, Department, Genesis, Member, StateFormat};
 use ledger::keyfile;
 use ledger::tx::{Role, RoleSet};
 use ledger::validator::Validator;
@@ -283,6 +283,7 @@ pub fn init(o: &TestnetOptions) -> anyhow::Result<Testnet> {
         members,
         validators,
         params: ConsensusParams::default(),
+        state_format: StateFormat::CURRENT,
     };
     genesis
         .validate()

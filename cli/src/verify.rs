@@ -34,6 +34,9 @@ impl FailedStep {
                 Step::ValidatorSetChange => "validator_set_change",
                 Step::CommitCertificate => "commit_certificate",
                 Step::DocumentHash => "document_hash",
+                Step::StateProof => "state_proof",
+                Step::History => "history",
+                Step::Age => "age",
             },
         }
     }
@@ -121,6 +124,119 @@ pub fn read_text(path: &Path, max: u64) -> Result<String, LocalError> {
     })
 }
 
+/// What a bundle file proved: a record (format 1) or a status (format 2).
+#[derive(Clone, Debug)]
+pub enum Verdict {
+    /// A record bundle.
+    Record(Box<Verified>),
+    /// A status bundle.
+    Status(Box<ledger::status::VerifiedStatus>),
+}
+
+/// The `version` of a bundle's JSON.
+fn bundle_version(v: &serde_json::Value) -> Option<u64> {
+    v.get("version").and_then(serde_json::Value::as_u64)
+}
+
+/// Verifies a bundle of either format, then its age: with `max_age_ms`, a bundle whose
+/// block is older than that (by the local clock `now_ms`) is refused.
+pub fn verify_any(
+    bundle_json: &str,
+    genesis: &Genesis,
+    document: Option<Hash>,
+    max_age_ms: Option<u64>,
+    now_ms: u64,
+) -> Result<Verdict, VerifyFailure> {
+    let format = |reason: String| VerifyFailure {
+        step: FailedStep::Format,
+        reason,
+    };
+    let value: serde_json::Value = serde_json::from_str(bundle_json)
+        .map_err(|e| format(format!("not a proof bundle: {e}")))?;
+    let (verdict, time_ms) = match bundle_version(&value) {
+        Some(2) => {
+            if document.is_some() {
+                return Err(format(
+                    "a status bundle names no single document; verify the record's own bundle with --file".into(),
+                ));
+            }
+            let bundle: ledger::status::StatusBundle = serde_json::from_value(value)
+                .map_err(|e| format(format!("not a status bundle: {e}")))?;
+            let v = bundle.verify(genesis)?;
+            let t = v.time_ms;
+            (Verdict::Status(Box::new(v)), t)
+        }
+        Some(1) => {
+            let v = verify_bundle(bundle_json, genesis, document)?;
+            let t = v.record.block_time_ms;
+            (Verdict::Record(Box::new(v)), t)
+        }
+        Some(n) => {
+            return Err(VerifyFailure {
+                step: FailedStep::Ledger(Step::Genesis),
+                reason: format!("bundle version {n} is unknown (this build reads 1 and 2)"),
+            });
+        }
+        None => return Err(format("the bundle has no numeric `version`".into())),
+    };
+    if let Some(max) = max_age_ms {
+        let age = now_ms.saturating_sub(time_ms);
+        if age > max {
+            return Err(VerifyFailure {
+                step: FailedStep::Ledger(Step::Age),
+                reason: format!(
+                    "the bundle proves the state at {}, {} s ago; at most {} s are accepted (--max-age)",
+                    crate::time::format_ms(time_ms),
+                    age / 1000,
+                    max / 1000
+                ),
+            });
+        }
+    }
+    Ok(verdict)
+}
+
+/// A format-1 bundle's decoded copies (`record.tx`, `header.header`, each change's
+/// `announced_by.header`) must be exactly what the bytes beside them decode to, in JSON
+/// too: a field added to a decoded form would otherwise be shown to a reader with no
+/// signed byte behind it.
+fn check_decoded_forms(
+    value: &serde_json::Value,
+    bundle: &ProofBundle,
+) -> Result<(), VerifyFailure> {
+    let mismatch = |what: &str| VerifyFailure {
+        step: FailedStep::Format,
+        reason: format!("`{what}` is not exactly what its bytes decode to"),
+    };
+    let same = |json: Option<&serde_json::Value>,
+                decoded: serde_json::Result<serde_json::Value>| {
+        matches!((json, decoded), (Some(j), Ok(d)) if *j == d)
+    };
+    if let Ok(tx) = ledger::SignedTx::decode(&bundle.record.tx_bytes.0)
+        && !same(value.pointer("/record/tx"), serde_json::to_value(&tx))
+    {
+        return Err(mismatch("record.tx"));
+    }
+    if let Ok(h) = ledger::BlockHeader::decode(&bundle.header.bytes.0)
+        && !same(value.pointer("/header/header"), serde_json::to_value(&h))
+    {
+        return Err(mismatch("header.header"));
+    }
+    for (i, c) in bundle.validator_changes.iter().enumerate() {
+        if let Ok(h) = ledger::BlockHeader::decode(&c.announced_by.bytes.0)
+            && !same(
+                value.pointer(&format!("/validator_changes/{i}/announced_by/header")),
+                serde_json::to_value(&h),
+            )
+        {
+            return Err(mismatch(&format!(
+                "validator_changes[{i}].announced_by.header"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Verifies a bundle (JSON text) against `genesis`, and, if given, that the record names a
 /// document with blake3 hash `document` (computed by the caller, e.g. streamed from a file).
 pub fn verify_bundle(
@@ -133,6 +249,9 @@ pub fn verify_bundle(
         reason,
     })?;
     let record = bundle.verify(genesis, None)?;
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(bundle_json) {
+        check_decoded_forms(&value, &bundle)?;
+    }
     if let Some(got) = document {
         // The same rule as the ledger's step 7, on a hash streamed from disk rather than a
         // whole document in memory.
@@ -168,7 +287,8 @@ pub fn verify_files(
     bundle: &Path,
     genesis: &Path,
     document: Option<&Path>,
-) -> Result<Result<Verified, VerifyFailure>, LocalError> {
+    max_age_ms: Option<u64>,
+) -> Result<Result<Verdict, VerifyFailure>, LocalError> {
     let genesis = load_genesis(genesis)?;
     let bytes = read_bounded(bundle, BUNDLE_BYTES_MAX)?;
     let doc_hash = document.map(crate::write::hash_file).transpose()?;
@@ -178,7 +298,13 @@ pub fn verify_files(
             reason: "the bundle is not UTF-8 JSON".into(),
         }));
     };
-    Ok(verify_bundle(&text, &genesis, doc_hash))
+    Ok(verify_any(
+        &text,
+        &genesis,
+        doc_hash,
+        max_age_ms,
+        crate::time::now_ms(),
+    ))
 }
 
 #[cfg(test)]

@@ -37,17 +37,13 @@ fn prepared() -> Prepared {
     let (mut mem, tip) = fixture.genesis_mem();
     let catalog = verify(fixture.catalog_txs());
     let executed = fixture.build(&mem, &tip, catalog);
-    mem.apply(&executed.writes);
+    mem.commit(&executed.writes, executed.tree.as_ref());
     let tip = tip.after(&executed);
     Prepared { fixture, mem, tip }
 }
 
 fn context(tip: &ChainTip) -> BlockContext {
-    BlockContext {
-        chain_id: tip.chain_id.clone(),
-        height: tip.height + 1,
-        time_ms: tip.time_ms + 1000,
-    }
+    tip.next_context(tip.time_ms + 1000)
 }
 
 /// Verifies `txs` in one batch and applies them in order on `base`.

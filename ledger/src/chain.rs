@@ -8,13 +8,16 @@
 
 use crate::block::{Block, BlockHeader};
 use crate::crypto::PublicKey;
-use crate::execute::{Applied, BlockContext, BlockExecutor, Rejection, VerifiedTx};
-use crate::genesis::{ConsensusParams, Genesis, TIME_MS_MAX};
+use crate::execute::{
+    Applied, BlockContext, BlockExecutor, BlockState, HistoryEntry, Rejection, VerifiedTx,
+};
+use crate::genesis::{ConsensusParams, Genesis, StateFormat, TIME_MS_MAX};
 use crate::hash::Hash;
 use crate::history_log::{self, Frontier, NodeId};
 use crate::state::{
     Overlay, StateError, StateRead, StateView, ValidatorSetHistory, WriteSet, keys,
 };
+use crate::state_tree::TreeUpdate;
 use crate::validator::ValidatorSet;
 
 /// Where the chain stands after the last committed block (or genesis, at height 0).
@@ -32,6 +35,8 @@ pub struct ChainTip {
     pub state_root: Hash,
     /// The history log's right edge after it.
     pub frontier: Frontier,
+    /// The chain's state format (from its genesis).
+    pub state_format: StateFormat,
 }
 
 impl ChainTip {
@@ -44,6 +49,18 @@ impl ChainTip {
             time_ms: genesis.genesis_time_ms,
             state_root: genesis_state_root,
             frontier: Frontier::empty(),
+            state_format: genesis.state_format,
+        }
+    }
+
+    /// The context of the block after this tip, at `time_ms`.
+    pub fn next_context(&self, time_ms: u64) -> BlockContext {
+        BlockContext {
+            chain_id: self.chain_id.clone(),
+            height: self.height + 1,
+            time_ms,
+            first_leaf: self.frontier.size(),
+            state_format: self.state_format,
         }
     }
 
@@ -56,6 +73,7 @@ impl ChainTip {
             time_ms: executed.header.time_ms,
             state_root: executed.header.state_root,
             frontier: executed.frontier.clone(),
+            state_format: self.state_format,
         }
     }
 }
@@ -77,6 +95,10 @@ pub struct ExecutedBlock {
     pub frontier: Frontier,
     /// The validator-set history after the block, if the block changed it.
     pub validator_sets: Option<ValidatorSetHistory>,
+    /// The state tree's update (state format 2).
+    pub tree: Option<TreeUpdate>,
+    /// Format 2: each record's place in its histories, in log order.
+    pub history: Vec<HistoryEntry>,
 }
 
 impl ExecutedBlock {
@@ -176,14 +198,7 @@ pub fn build_block<S: StateRead>(
                 ),
             )
         })?;
-    let mut ex = BlockExecutor::new(
-        &state,
-        BlockContext {
-            chain_id: tip.chain_id.clone(),
-            height,
-            time_ms,
-        },
-    );
+    let mut ex = BlockExecutor::new(&state, tip.next_context(time_ms));
     let mut txs = Vec::new();
     let mut applied = Vec::new();
     let mut refused = Vec::new();
@@ -225,7 +240,12 @@ fn finish<S: StateRead>(
     cur: &ValidatorSet,
     next: &ValidatorSet,
 ) -> Result<ExecutedBlock, BlockError> {
-    let (writes, state_root) = ex.finish(&tip.state_root);
+    let BlockState {
+        writes,
+        root: state_root,
+        tree,
+        history,
+    } = ex.finish(&tip.state_root)?;
     let mut frontier = tip.frontier.clone();
     let mut log_nodes = Vec::with_capacity(txs.len() * 2 + 8);
     let ids: Vec<Hash> = txs.iter().map(VerifiedTx::id).collect();
@@ -258,6 +278,8 @@ fn finish<S: StateRead>(
         log_nodes,
         frontier,
         validator_sets,
+        tree,
+        history,
     })
 }
 
@@ -324,14 +346,7 @@ pub fn execute_block<S: StateRead>(
     if cur.get(&header.proposer).is_none() {
         return Err(bad("proposer", "not a validator at this height"));
     }
-    let mut ex = BlockExecutor::new(
-        &state,
-        BlockContext {
-            chain_id: tip.chain_id.clone(),
-            height,
-            time_ms: header.time_ms,
-        },
-    );
+    let mut ex = BlockExecutor::new(&state, tip.next_context(header.time_ms));
     let mut applied = Vec::with_capacity(txs.len());
     for (index, vtx) in txs.iter().enumerate() {
         match ex.apply(vtx) {
@@ -403,10 +418,10 @@ mod tests {
 
     fn setup() -> (Genesis, MemState, ChainTip, SecretKey) {
         let (g, _, members) = crate::genesis::tests::sample();
-        let (w, root) = genesis_state(&g).unwrap();
+        let gs = genesis_state(&g).unwrap();
         let mut st = MemState::new();
-        st.apply(&w);
-        let tip = ChainTip::genesis(&g, root);
+        st.commit(&gs.writes, gs.tree.as_ref());
+        let tip = ChainTip::genesis(&g, gs.root);
         (g, st, tip, members[0].clone())
     }
 
@@ -448,12 +463,150 @@ mod tests {
         assert_eq!(again.writes, ex.writes);
         // Next block on top.
         let mut st2 = st.clone();
-        st2.apply(&ex.writes);
+        st2.commit(&ex.writes, ex.tree.as_ref());
         let tip2 = tip.after(&ex);
         let (ex2, _) = build_block(&st2, &tip2, proposer, 0, vec![anchor_tx(&k, 3)]).unwrap();
         assert_eq!(ex2.header.prev_hash, ex.header.hash());
         assert_eq!(ex2.header.log_size, 4);
         assert!(ex2.header.time_ms > ex.header.time_ms);
+    }
+
+    fn approval_tx(k: &SecretKey, nonce: u64, id: &str, revoke: bool) -> VerifiedTx {
+        use crate::tx::{ApprovalIssue, ApprovalRevoke, Decision};
+        let body = if revoke {
+            TxBody::ApprovalRevoke(ApprovalRevoke {
+                approval_id: id.into(),
+                reason: "fraud".into(),
+            })
+        } else {
+            TxBody::ApprovalIssue(ApprovalIssue {
+                approval_id: id.into(),
+                kind: "building-permit".into(),
+                subject: "company".into(),
+                decision: Decision::Granted,
+                document_hash: Hash([nonce as u8; 32]),
+                valid_from_ms: 0,
+                valid_until_ms: None,
+                note: String::new(),
+            })
+        };
+        VerifiedTx::verify(
+            Tx {
+                chain_id: "test".into(),
+                signer: k.public_key(),
+                nonce,
+                created_at_ms: 0,
+                expires_at_ms: u64::MAX,
+                body,
+            }
+            .sign(k),
+        )
+        .unwrap()
+    }
+
+    /// Format 2: after every block the header's `state_root` is the root of a tree built
+    /// from scratch over the whole state map, every key proves its value against it, the
+    /// history heads chain the records in log order, and a replay elsewhere agrees.
+    #[test]
+    fn format_2_state_root_is_the_tree_of_the_whole_state() {
+        use crate::history::{HistoryHead, HistoryId};
+        use crate::state::StateView;
+        use crate::state_tree::{self, MemTree};
+        let (g, mut st, mut tip, k) = setup();
+        assert_eq!(g.state_format, StateFormat::V2);
+        let proposer = g.validators[0].public_key;
+        let mut replica = st.clone();
+        let mut rtip = tip.clone();
+        let mut nonce = 0;
+        let mut approval_records = vec![];
+        for block in 0..6u64 {
+            let mut txs = vec![anchor_tx(&k, nonce)];
+            nonce += 1;
+            if block == 0 || block == 4 {
+                txs.push(approval_tx(&k, nonce, "BP-1", block == 4));
+                nonce += 1;
+            }
+            let (ex, refused) = build_block(&st, &tip, proposer, tip.time_ms + 10, txs).unwrap();
+            assert!(refused.is_empty(), "{refused:?}");
+            for (i, t) in ex.txs.iter().enumerate() {
+                if matches!(
+                    t.tx().tx.body,
+                    TxBody::ApprovalIssue(_) | TxBody::ApprovalRevoke(_)
+                ) {
+                    approval_records.push((ex.first_leaf_index() + i as u64, t.id()));
+                }
+            }
+            st.commit(&ex.writes, ex.tree.as_ref());
+            tip = tip.after(&ex);
+            let whole: crate::state::WriteSet = st
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
+            let scratch = state_tree::apply(&MemTree::new(), 0, &whole).unwrap();
+            assert_eq!(scratch.root_hash(), ex.header.state_root, "block {block}");
+            for (key, value) in st.iter() {
+                let proof =
+                    state_tree::prove(st.tree().unwrap(), tip.height, key, Some(value)).unwrap();
+                proof
+                    .verify(&ex.header.state_root, key, Some(value))
+                    .unwrap();
+            }
+            let absent = b"kno such key".to_vec();
+            let proof = state_tree::prove(st.tree().unwrap(), tip.height, &absent, None).unwrap();
+            proof.verify(&ex.header.state_root, &absent, None).unwrap();
+            // A syncing node executes the same block to the same header.
+            let again = execute_block(&replica, &rtip, &ex.header, ex.txs.clone()).unwrap();
+            replica.commit(&again.writes, again.tree.as_ref());
+            rtip = rtip.after(&again);
+        }
+        let head = st
+            .history_head(&HistoryId::Approval("BP-1".into()))
+            .unwrap();
+        let mut expect = HistoryHead::default();
+        for (leaf, id) in &approval_records {
+            expect = expect.next(*leaf, id);
+        }
+        assert_eq!(approval_records.len(), 2, "issue and revoke");
+        assert_eq!(head, expect);
+        let dept = st
+            .history_head(&HistoryId::Department("land".into()))
+            .unwrap();
+        assert_eq!(
+            dept.count,
+            tip.frontier.size(),
+            "every record is the clerk's department's"
+        );
+    }
+
+    /// Format 1 chains keep the chained root and write no history heads, so their blocks
+    /// and headers are what they were before format 2 existed.
+    #[test]
+    fn format_1_keeps_the_chained_root_and_no_heads() {
+        let (mut g, _, _, k) = setup();
+        g.state_format = StateFormat::V1;
+        let gs = genesis_state(&g).unwrap();
+        assert!(gs.tree.is_none());
+        assert_eq!(
+            gs.root,
+            crate::state::chain_state_root(&g.hash(), 0, &gs.writes)
+        );
+        let mut st = MemState::new();
+        st.commit(&gs.writes, None);
+        let tip = ChainTip::genesis(&g, gs.root);
+        let proposer = g.validators[0].public_key;
+        let txs = vec![anchor_tx(&k, 0), approval_tx(&k, 1, "BP-1", false)];
+        let (ex, _) = build_block(&st, &tip, proposer, tip.time_ms + 10, txs).unwrap();
+        assert!(ex.tree.is_none());
+        assert!(
+            ex.writes
+                .keys()
+                .all(|k| k[0] != crate::state::keys::HISTORY),
+            "no history head in a format-1 block"
+        );
+        assert_eq!(
+            ex.header.state_root,
+            crate::state::chain_state_root(&tip.state_root, 1, &ex.writes)
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use crate::codec;
 use crate::crypto::{BatchVerifier, SignatureError};
+use crate::genesis::StateFormat;
 use crate::genesis::{Department, Genesis};
 use crate::hash::{Hash, domain};
 use crate::state::{
@@ -14,6 +15,7 @@ use crate::state::{
     Overlay, ParcelState, ProposalState, ProposalStatus, StateError, StateRead, StateView,
     ValidatorSetHistory, WriteSet, chain_state_root, encode_value, keys,
 };
+use crate::state_tree::{self, TreeUpdate};
 use crate::tx::{DepartmentId, GovAction, Role, SharingType, SignedTx, TxBody};
 use crate::validator::ValidatorSet;
 use std::sync::Arc;
@@ -360,7 +362,8 @@ pub struct Applied {
     pub department: DepartmentId,
 }
 
-/// The block being executed: chain id, height and time.
+/// The block being executed: chain id, height, time, where its records start in the
+/// history log, and the chain's state format.
 #[derive(Clone, Debug)]
 pub struct BlockContext {
     /// Chain id.
@@ -369,20 +372,55 @@ pub struct BlockContext {
     pub height: u64,
     /// Block time (ms since the epoch).
     pub time_ms: u64,
+    /// The history log's size before the block: the leaf index of its first record.
+    pub first_leaf: u64,
+    /// The chain's state format (format 2 keeps history heads in the state).
+    pub state_format: StateFormat,
 }
 
 /// Executes the transactions of one block on top of a base state.
 pub struct BlockExecutor<B> {
     ctx: BlockContext,
     state: Overlay<B>,
+    /// Leaf index the next applied transaction takes.
+    next_leaf: u64,
+    /// Whether applying a transaction updates the history heads (format 2, a real block).
+    heads: bool,
+    /// After each applied record, the new head of each history it joined (in order).
+    history: Vec<HistoryEntry>,
+}
+
+/// A record's place in one of its histories: the history's head key and the head after
+/// the record (its count is the record's 1-based position in the history).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The head's state key ([`crate::history::HistoryId::state_key`]).
+    pub head_key: Vec<u8>,
+    /// The record's leaf index.
+    pub leaf_index: u64,
+    /// The head after the record.
+    pub head: crate::history::HistoryHead,
 }
 
 impl<B: StateRead> BlockExecutor<B> {
     /// Starts a block.
     pub fn new(base: B, ctx: BlockContext) -> Self {
         Self {
+            next_leaf: ctx.first_leaf,
+            heads: ctx.state_format.has_tree(),
+            history: Vec::new(),
             ctx,
             state: Overlay::new(base),
+        }
+    }
+
+    /// Starts an executor that checks the rules of transactions in sequence (the mempool)
+    /// without computing what only a block needs: the history heads, which never refuse a
+    /// record. Its writes are not a block's writes.
+    pub fn for_checks(base: B, ctx: BlockContext) -> Self {
+        Self {
+            heads: false,
+            ..Self::new(base, ctx)
         }
     }
 
@@ -400,12 +438,31 @@ impl<B: StateRead> BlockExecutor<B> {
     pub fn apply(&mut self, vtx: &VerifiedTx) -> Result<Applied, Rejection> {
         let mut tx_state = Overlay::new(&self.state);
         let applied = apply_tx(&mut tx_state, &self.ctx, vtx)?;
+        if self.heads {
+            let first = self.history.len();
+            for id in crate::history::histories_of(vtx.tx(), &applied) {
+                let head = tx_state.history_head(&id)?.next(self.next_leaf, &vtx.id());
+                let head_key = id.state_key();
+                tx_state.put(head_key.clone(), encode_value(&head));
+                self.history.push(HistoryEntry {
+                    head_key,
+                    leaf_index: self.next_leaf,
+                    head,
+                });
+            }
+            debug_assert!(
+                self.history.len() > first,
+                "every record is its department's"
+            );
+        }
+        self.next_leaf += 1;
         let writes = tx_state.into_writes();
         self.state.extend(writes);
         Ok(applied)
     }
 
-    /// Checks a transaction against the current state without applying it.
+    /// Checks a transaction against the current state without applying it (history heads,
+    /// which never refuse a record, are not computed).
     pub fn check(&self, vtx: &VerifiedTx) -> Result<Applied, Rejection> {
         let mut tx_state = Overlay::new(&self.state);
         apply_tx(&mut tx_state, &self.ctx, vtx)
@@ -416,11 +473,46 @@ impl<B: StateRead> BlockExecutor<B> {
         self.state.into_writes()
     }
 
-    /// Ends the block: the writes and the new chained state root.
-    pub fn finish(self, prev_state_root: &Hash) -> (WriteSet, Hash) {
-        let root = chain_state_root(prev_state_root, self.ctx.height, self.state.writes());
-        (self.state.into_writes(), root)
+    /// Ends the block: the writes, the new state root and (format 2) the state tree's
+    /// update. Format 1 chains the write set onto `prev_state_root`; format 2 applies it to
+    /// the base state's tree, which must be the committed state the block builds on.
+    pub fn finish(self, prev_state_root: &Hash) -> Result<BlockState, StateError> {
+        if !self.ctx.state_format.has_tree() {
+            let root = chain_state_root(prev_state_root, self.ctx.height, self.state.writes());
+            return Ok(BlockState {
+                writes: self.state.into_writes(),
+                root,
+                tree: None,
+                history: Vec::new(),
+            });
+        }
+        let nodes = self
+            .state
+            .base()
+            .tree()
+            .ok_or(StateError::Missing("the state tree (format 2)"))?;
+        let update = state_tree::apply(nodes, self.ctx.height, self.state.writes())?;
+        Ok(BlockState {
+            root: update.root_hash(),
+            tree: Some(update),
+            writes: self.state.into_writes(),
+            history: self.history,
+        })
     }
+}
+
+/// What a block (or the genesis) does to the state: its writes, the state root after it,
+/// and for format 2 the state tree's new and stale nodes.
+#[derive(Clone, Debug)]
+pub struct BlockState {
+    /// The writes.
+    pub writes: WriteSet,
+    /// The header's `state_root`.
+    pub root: Hash,
+    /// The tree update (format 2).
+    pub tree: Option<TreeUpdate>,
+    /// Format 2: after each record, its place in each of its histories, in log order.
+    pub history: Vec<HistoryEntry>,
 }
 
 /// Applies one verified transaction to `state`.
@@ -1081,9 +1173,10 @@ fn change_validators<S: StateRead>(
     Ok(())
 }
 
-/// The state written by genesis, and its state root: `chain_state_root(genesis hash, 0,
-/// writes)`.
-pub fn genesis_state(genesis: &Genesis) -> Result<(WriteSet, Hash), crate::genesis::GenesisError> {
+/// The state written by genesis and its state root: format 1 `chain_state_root(genesis
+/// hash, 0, writes)`, format 2 the root of the tree holding exactly these writes (version
+/// 0).
+pub fn genesis_state(genesis: &Genesis) -> Result<BlockState, crate::genesis::GenesisError> {
     genesis.validate()?;
     let mut w = WriteSet::new();
     let mut depts = genesis.departments.clone();
@@ -1111,8 +1204,28 @@ pub fn genesis_state(genesis: &Genesis) -> Result<(WriteSet, Hash), crate::genes
     };
     w.insert(keys::VALIDATOR_SETS.to_vec(), Some(encode_value(&history)));
     w.insert(keys::PARAMS.to_vec(), Some(encode_value(&genesis.params)));
-    let root = chain_state_root(&genesis.hash(), 0, &w);
-    Ok((w, root))
+    if !genesis.state_format.has_tree() {
+        let root = chain_state_root(&genesis.hash(), 0, &w);
+        return Ok(BlockState {
+            writes: w,
+            root,
+            tree: None,
+            history: Vec::new(),
+        });
+    }
+    // An empty tree has no node to read: the update of version 0 reads nothing.
+    let update = state_tree::apply(&state_tree::MemTree::new(), 0, &w).map_err(|e| {
+        crate::genesis::GenesisError::Invalid {
+            field: "state".into(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(BlockState {
+        root: update.root_hash(),
+        tree: Some(update),
+        writes: w,
+        history: Vec::new(),
+    })
 }
 
 #[cfg(test)]

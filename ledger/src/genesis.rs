@@ -210,6 +210,47 @@ pub struct Genesis {
     /// Consensus parameters.
     #[serde(default)]
     pub params: ConsensusParams,
+    /// What the headers' `state_root` is ([`StateFormat`]). Absent from the JSON and from
+    /// the encoding when 1, so a version-1 genesis keeps its hash; new chains use 2.
+    #[serde(default, skip_serializing_if = "StateFormat::is_v1")]
+    pub state_format: StateFormat,
+}
+
+/// What a chain's headers commit to as `state_root`, fixed by its genesis.
+///
+/// - 1: a hash chained over each block's write set ([`crate::state::chain_state_root`]):
+///   it commits to the state but proves nothing about one key.
+/// - 2: the root of the state tree ([`crate::state_tree`]): proofs of a key's value and
+///   of its absence, and history heads in the state (status bundles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StateFormat(pub u32);
+
+impl StateFormat {
+    /// The chained root of the first chains.
+    pub const V1: StateFormat = StateFormat(1);
+    /// The state tree and history heads.
+    pub const V2: StateFormat = StateFormat(2);
+    /// What new chains get (`govledger init`, `testnet`, the dev node).
+    pub const CURRENT: StateFormat = StateFormat::V2;
+
+    /// Whether this is format 1 (for serde's `skip_serializing_if`).
+    pub fn is_v1(&self) -> bool {
+        *self == Self::V1
+    }
+
+    /// Whether headers commit to the state tree.
+    pub fn has_tree(&self) -> bool {
+        self.0 >= 2
+    }
+}
+
+impl Default for StateFormat {
+    /// A genesis that does not name its format is of format 1 (it was written before
+    /// format 2 existed, and its hash must not change).
+    fn default() -> Self {
+        Self::V1
+    }
 }
 
 /// A genesis document that cannot be used, with the field and the reason.
@@ -353,6 +394,15 @@ impl Genesis {
         }
         self.validator_set()?;
         self.params.validate()?;
+        if !(1..=2).contains(&self.state_format.0) {
+            return Err(invalid(
+                "state_format".into(),
+                format!(
+                    "{} is not a state format this build knows (1: chained root, 2: state tree)",
+                    self.state_format.0
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -396,6 +446,7 @@ pub(crate) mod tests {
                 })
                 .collect(),
             params: ConsensusParams::default(),
+            state_format: StateFormat::CURRENT,
         };
         (g, validators, members)
     }
@@ -409,6 +460,49 @@ pub(crate) mod tests {
         assert_eq!(back.hash(), g.hash());
         let compact = serde_json::to_string(&g).unwrap();
         assert_eq!(Genesis::from_json(&compact).unwrap().hash(), g.hash());
+    }
+
+    /// A version-1 genesis (no `state_format`) keeps the bytes, hence the hash, it had
+    /// before the field existed; a version-2 one appends the format as a u32.
+    #[test]
+    fn a_format_1_genesis_keeps_its_encoding_and_hash() {
+        #[derive(Serialize)]
+        struct Before<'a> {
+            chain_id: &'a String,
+            genesis_time_ms: u64,
+            departments: &'a Vec<Department>,
+            members: &'a Vec<Member>,
+            validators: &'a Vec<Validator>,
+            params: &'a ConsensusParams,
+        }
+        let (mut g, _, _) = sample();
+        g.state_format = StateFormat::V1;
+        let before = codec::encode(&Before {
+            chain_id: &g.chain_id,
+            genesis_time_ms: g.genesis_time_ms,
+            departments: &g.departments,
+            members: &g.members,
+            validators: &g.validators,
+            params: &g.params,
+        });
+        assert_eq!(codec::encode(&g), before);
+        assert!(!g.to_json().contains("state_format"));
+        let old_json = g.to_json();
+        assert_eq!(
+            Genesis::from_json(&old_json).unwrap().state_format,
+            StateFormat::V1
+        );
+        g.state_format = StateFormat::V2;
+        let mut v2 = before.clone();
+        v2.extend_from_slice(&2u32.to_le_bytes());
+        assert_eq!(codec::encode(&g), v2);
+        assert_ne!(g.hash(), hash_with(domain::GENESIS, &before));
+        let back = Genesis::from_json(&g.to_json()).unwrap();
+        assert_eq!(back.state_format, StateFormat::V2);
+        assert_eq!(back.hash(), g.hash());
+        g.state_format = StateFormat(3);
+        let e = g.validate().unwrap_err();
+        assert!(e.to_string().contains("state_format"), "{e}");
     }
 
     #[test]

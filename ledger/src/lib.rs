@@ -20,6 +20,7 @@ pub mod durable;
 pub mod execute;
 pub mod genesis;
 pub mod hash;
+pub mod history;
 pub mod history_log;
 pub mod index;
 pub mod keyfile;
@@ -27,6 +28,7 @@ pub mod proof;
 pub mod report;
 pub mod state;
 pub mod state_tree;
+pub mod status;
 #[cfg(feature = "rocksdb")]
 pub mod store;
 pub mod tx;

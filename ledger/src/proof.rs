@@ -147,6 +147,12 @@ pub enum Step {
     CommitCertificate,
     /// The document does not match the record's document hash.
     DocumentHash,
+    /// A state proof (format 2): a value, or an absence, against the header's state root.
+    StateProof,
+    /// A history page (format 2): records, inclusion, and the chain to the proven head.
+    History,
+    /// The bundle is older than the reader accepts (`--max-age`).
+    Age,
 }
 
 impl Step {
@@ -160,6 +166,9 @@ impl Step {
             Step::ValidatorSetChange => "validator-set change",
             Step::CommitCertificate => "commit certificate",
             Step::DocumentHash => "document hash",
+            Step::StateProof => "state proof",
+            Step::History => "history",
+            Step::Age => "age",
         }
     }
 }
@@ -595,6 +604,15 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Verifies the checkpoint against genesis; returns its header.
     pub fn verify(&self, genesis: &Genesis) -> Result<&BlockHeader, VerifyError> {
+        if self.version != BUNDLE_VERSION {
+            return fail(
+                Step::Genesis,
+                format!(
+                    "checkpoint version {} is not {BUNDLE_VERSION}",
+                    self.version
+                ),
+            );
+        }
         if self.genesis_hash != genesis.hash() || self.chain_id != genesis.chain_id {
             return fail(Step::Genesis, "checkpoint is for another genesis");
         }

@@ -10,6 +10,7 @@ use crate::codec::{self, DecodeError};
 use crate::crypto::PublicKey;
 use crate::genesis::{ConsensusParams, Department};
 use crate::hash::{Hash, domain, hash_parts};
+use crate::state_tree::{MemTree, NodeRead, TreeUpdate};
 use crate::tx::{CatalogEntry, Decision, DepartmentId, EncumbranceKind, GovAction, RoleSet};
 use crate::validator::ValidatorSet;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -38,11 +39,21 @@ pub enum StateError {
 pub trait StateRead {
     /// The value under `key`, if any.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+
+    /// The state tree of exactly this state, if this is a committed state that keeps one
+    /// (a store or a [`MemState`] of a format-2 chain). A view with pending writes on top
+    /// has none: its tree is not stored yet.
+    fn tree(&self) -> Option<&dyn NodeRead> {
+        None
+    }
 }
 
 impl<T: StateRead + ?Sized> StateRead for &T {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         (**self).get(key)
+    }
+    fn tree(&self) -> Option<&dyn NodeRead> {
+        (**self).tree()
     }
 }
 
@@ -50,10 +61,12 @@ impl<T: StateRead + ?Sized> StateRead for &T {
 /// is in key order on every node.
 pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// An in-memory state map, for tests, the auditor's replay and builds without RocksDB.
+/// An in-memory state map, for tests, the auditor's replay and builds without RocksDB,
+/// with its state tree (format 2; empty for a format-1 chain).
 #[derive(Clone, Debug, Default)]
 pub struct MemState {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
+    tree: MemTree,
 }
 
 impl MemState {
@@ -62,7 +75,17 @@ impl MemState {
         Self::default()
     }
 
-    /// Applies a write set.
+    /// Applies a committed block's (or the genesis') writes and its tree update (format 2;
+    /// the tree keeps only the newest version).
+    pub fn commit(&mut self, writes: &WriteSet, tree: Option<&TreeUpdate>) {
+        self.apply(writes);
+        if let Some(update) = tree {
+            self.tree.commit(update.clone(), Some(1));
+        }
+    }
+
+    /// Applies a write set to the map alone (the tree is not touched: a format-1 chain, or
+    /// a test that never builds on this state).
     pub fn apply(&mut self, writes: &WriteSet) {
         for (k, v) in writes {
             match v {
@@ -81,6 +104,11 @@ impl MemState {
         self.map.len()
     }
 
+    /// Every entry, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
+        self.map.iter()
+    }
+
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
@@ -90,6 +118,9 @@ impl MemState {
 impl StateRead for MemState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(self.map.get(key).cloned())
+    }
+    fn tree(&self) -> Option<&dyn NodeRead> {
+        Some(&self.tree)
     }
 }
 
@@ -193,6 +224,8 @@ pub mod keys {
     pub const PROPOSAL: u8 = b'g';
     /// Committed evidence, by equivocation key.
     pub const EVIDENCE: u8 = b'e';
+    /// History heads (state format 2): a tag byte, then the id ([`crate::history`]).
+    pub const HISTORY: u8 = b'H';
 
     fn with(prefix: u8, id: &[u8]) -> Vec<u8> {
         let mut k = Vec::with_capacity(1 + id.len());
@@ -549,6 +582,14 @@ pub trait StateView: StateRead {
     /// A governance proposal.
     fn proposal(&self, id: &Hash) -> Result<Option<ProposalState>, StateError> {
         self.get_typed(&keys::proposal(id))
+    }
+
+    /// The head of a history (state format 2; the empty head if it has no record yet).
+    fn history_head(
+        &self,
+        id: &crate::history::HistoryId,
+    ) -> Result<crate::history::HistoryHead, StateError> {
+        Ok(self.get_typed(&id.state_key())?.unwrap_or_default())
     }
 }
 

@@ -543,6 +543,7 @@ pub fn prove<R: NodeRead + ?Sized>(
 
 /// The leaf a proof ends at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProofLeaf {
     /// The hash of the leaf's state key.
     pub key_hash: Hash,
@@ -552,6 +553,7 @@ pub struct ProofLeaf {
 
 /// A proof of a key's value, or of its absence, against a state root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StateProof {
     /// The leaf on the key's path: the key's own (presence), another key's that is alone
     /// where the key would be (absence), or none (absence: an empty subtree).

@@ -17,16 +17,19 @@
 //! | `index` | index key (see [`crate::index`]) | empty |
 //! | `valsets` | activation height (u64 BE) | validator set |
 //! | `node` | free-form | the node's own data (signing state, ...) |
+//! | `tree` | tree position (see [`tree_store`]) | state-tree node (state format 2) |
+//! | `history` | history head key ‖ position (u64 BE, from 1) | leaf index (u64) and the head's hash after that record (format 2) |
 
 use crate::block::{Block, BlockHeader, CommittedBlock};
 use crate::chain::{ChainTip, ExecutedBlock};
 use crate::codec::{self, DecodeError};
 use crate::execute::genesis_state;
-use crate::genesis::Genesis;
+use crate::genesis::{Genesis, StateFormat};
 use crate::hash::Hash;
 use crate::history_log::{self, Frontier, LogError, NodeId, NodeReader};
 use crate::index::{IndexQuery, index_keys, leaf_of_key};
 use crate::state::{StateError, StateRead, StateView};
+use crate::state_tree::{self, Child, Node, NodeKey, NodeRead, StateProof, TreeUpdate};
 use crate::tx::SignedTx;
 use crate::validator::ValidatorSet;
 use crate::vote::CommitCertificate;
@@ -48,14 +51,17 @@ const CF_INDEX: &str = "index";
 const CF_VALSETS: &str = "valsets";
 const CF_NODE: &str = "node";
 const CF_LEAVES: &str = "leaves";
-const ALL_CFS: [&str; 11] = [
+const CF_TREE: &str = "tree";
+const CF_HISTORY: &str = "history";
+const ALL_CFS: [&str; 13] = [
     CF_META, CF_HEADERS, CF_COMMITS, CF_TXS, CF_TXIDS, CF_LOG, CF_STATE, CF_INDEX, CF_VALSETS,
-    CF_NODE, CF_LEAVES,
+    CF_NODE, CF_LEAVES, CF_TREE, CF_HISTORY,
 ];
 
 const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_TIP: &[u8] = b"tip";
 const KEY_SCHEMA: &[u8] = b"schema";
+const KEY_TREE_ROOT: &[u8] = b"tree_root";
 /// 2: the history log's nodes below [`LOG_MEMORY_LEVEL_FIRST`] are not stored; the leaves
 /// are, in chunks of [`LEAF_CHUNK`] (`leaves`).
 const SCHEMA_VERSION: u32 = 2;
@@ -78,6 +84,10 @@ pub struct StoreOptions {
     pub memtable_bytes: usize,
     /// The block cache shared by every column family (default 32 MiB).
     pub block_cache_bytes: usize,
+    /// Levels of the state tree held in memory (default [`TREE_MEMORY_DEPTH`], at most
+    /// [`tree_store::TREE_MEMORY_DEPTH_MAX`]): each level more doubles the memory (16: at
+    /// most 65,535 nodes, about 10 MB) and saves one read per update and proof.
+    pub tree_memory_depth: u16,
 }
 
 impl Default for StoreOptions {
@@ -85,6 +95,7 @@ impl Default for StoreOptions {
         Self {
             memtable_bytes: MEMTABLE_BYTES_MAX,
             block_cache_bytes: BLOCK_CACHE_BYTES,
+            tree_memory_depth: TREE_MEMORY_DEPTH,
         }
     }
 }
@@ -100,6 +111,8 @@ pub struct StoreMemory {
     pub table_readers: u64,
     /// Upper levels of the history log held in memory.
     pub log_nodes: u64,
+    /// Upper levels of the state tree held in memory.
+    pub tree_nodes: u64,
 }
 /// Most items one index query returns.
 pub const PAGE_LIMIT_MAX: usize = 1000;
@@ -151,6 +164,11 @@ pub enum StoreError {
     /// Unknown schema.
     #[error("data directory has schema version {0}; this build reads version {SCHEMA_VERSION}")]
     Schema(u32),
+    /// A state proof was asked of a chain without a state tree.
+    #[error(
+        "this chain's genesis has state format 1 (a chained state root): it has no state tree to prove values with"
+    )]
+    NoStateTree,
     /// A page cursor names a leaf that does not exist (the caller's error, not the store's).
     #[error("the cursor `after={0}` names no record; use the `next` of a previous page")]
     UnknownCursor(u64),
@@ -201,6 +219,10 @@ pub struct Store {
     log_memory: std::sync::RwLock<LogMemory>,
     /// Committed state entries read recently (see [`StateCache`]).
     state_cache: StateCache,
+    /// The chain's state format (from its genesis).
+    state_format: StateFormat,
+    /// The state tree's root and upper levels (format 2), as committed.
+    tree_memory: std::sync::RwLock<TreeMemory>,
     /// The parts of proof bundles shared by every record of a block (its header and
     /// certificate, the validator-set changes up to it), for recent blocks. Committed
     /// blocks never change, so entries never go stale.
@@ -256,7 +278,7 @@ impl Store {
         let cfs = ALL_CFS.iter().map(|name| {
             let (compress, bloom) = match *name {
                 // Hashes do not compress.
-                CF_LOG | CF_TXIDS | CF_LEAVES => (false, true),
+                CF_LOG | CF_TXIDS | CF_LEAVES | CF_TREE | CF_HISTORY => (false, true),
                 CF_STATE => (true, true),
                 _ => (true, false),
             };
@@ -268,10 +290,13 @@ impl Store {
             chain_id: genesis.chain_id.clone(),
             log_memory: Default::default(),
             state_cache: StateCache::default(),
+            state_format: genesis.state_format,
+            tree_memory: std::sync::RwLock::new(TreeMemory::new(options.tree_memory_depth)),
             proof_parts: Default::default(),
         };
         store.init(genesis)?;
         store.load_log_memory()?;
+        store.load_tree_memory()?;
         Ok(store)
     }
 
@@ -304,6 +329,74 @@ impl Store {
         Ok(())
     }
 
+    /// Reads the state tree's root and the nodes of its upper levels.
+    fn load_tree_memory(&self) -> Result<()> {
+        let depth = self
+            .tree_memory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .depth();
+        let mut memory = TreeMemory::new(depth);
+        if let Some(b) = self.db.get_cf(self.cf(CF_META), KEY_TREE_ROOT)? {
+            memory.root = Some(decode::<(u64, Child)>(&b, "state tree root")?);
+        }
+        if self.state_format.has_tree() && memory.root.is_none() {
+            return Err(StoreError::Corrupt {
+                what: "state tree root",
+                source: DecodeError::Malformed("missing in a store of state format 2".into()),
+            });
+        }
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(depth.to_be_bytes().to_vec());
+        for item in self
+            .db
+            .iterator_cf_opt(self.cf(CF_TREE), ro, IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let Some((depth, path)) = tree_store::position_of(&k) else {
+                return Err(StoreError::Corrupt {
+                    what: "state tree position",
+                    source: DecodeError::Malformed(format!("key {}", hex::encode(&k))),
+                });
+            };
+            memory.put(depth, path, decode::<Node>(&v, "state tree node")?);
+        }
+        *self.tree_memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
+        Ok(())
+    }
+
+    /// Puts a tree update into a batch: the positions it empties deleted, then its new
+    /// nodes (a later write to the same key wins), then the new root.
+    fn put_tree_update(&self, batch: &mut WriteBatch, update: &TreeUpdate) {
+        let cf = self.cf(CF_TREE);
+        for k in &update.stale {
+            batch.delete_cf(cf, tree_store::position_key(k.depth, &k.path));
+        }
+        for (k, node) in &update.nodes {
+            batch.put_cf(
+                cf,
+                tree_store::position_key(k.depth, &k.path),
+                codec::encode(node),
+            );
+        }
+        batch.put_cf(
+            self.cf(CF_META),
+            KEY_TREE_ROOT,
+            codec::encode(&(update.version, update.root)),
+        );
+    }
+
+    /// After the batch of [`Self::put_tree_update`] is durable: the memory copy follows.
+    fn tree_committed(memory: &mut TreeMemory, update: &TreeUpdate) {
+        for k in &update.stale {
+            memory.remove(k.depth, &k.path);
+        }
+        for (k, node) in &update.nodes {
+            memory.put(k.depth, k.path, *node);
+        }
+        memory.root = Some((update.version, update.root));
+    }
+
     fn sync_write(&self, batch: WriteBatch) -> Result<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
@@ -329,12 +422,16 @@ impl Store {
             }
             return Ok(());
         }
-        let (writes, root) = genesis_state(genesis)?;
+        let gs = genesis_state(genesis)?;
+        let root = gs.root;
         let mut batch = WriteBatch::default();
-        for (k, v) in &writes {
+        for (k, v) in &gs.writes {
             if let Some(v) = v {
                 batch.put_cf(self.cf(CF_STATE), k, v);
             }
+        }
+        if let Some(update) = &gs.tree {
+            self.put_tree_update(&mut batch, update);
         }
         batch.put_cf(
             self.cf(CF_VALSETS),
@@ -375,6 +472,7 @@ impl Store {
             time_ms: t.time_ms,
             state_root: t.state_root,
             frontier,
+            state_format: self.state_format,
         })
     }
 
@@ -427,6 +525,26 @@ impl Store {
                 }
             }
         }
+        let cf_history = self.cf(CF_HISTORY);
+        for e in &executed.history {
+            batch.put_cf(
+                cf_history,
+                history_key(&e.head_key, e.head.count),
+                codec::encode(&(e.leaf_index, e.head.hash)),
+            );
+        }
+        match (&executed.tree, self.state_format.has_tree()) {
+            (Some(update), true) if update.version == h => self.put_tree_update(&mut batch, update),
+            (None, false) => {}
+            _ => {
+                return Err(StoreError::Corrupt {
+                    what: "executed block",
+                    source: DecodeError::Malformed(format!(
+                        "block {h} was executed for another state format than the store's"
+                    )),
+                });
+            }
+        }
         let new_tip = StoredTip {
             height: h,
             block_hash: executed.header.hash(),
@@ -435,7 +553,14 @@ impl Store {
             log_size: executed.header.log_size,
         };
         batch.put_cf(self.cf(CF_META), KEY_TIP, codec::encode(&new_tip));
+        // The tree's memory copy is locked across the write: a proof made at the tip
+        // (holding the read lock) sees the root, nodes and values of one version.
+        let mut tree_memory = self.tree_memory.write().unwrap_or_else(|p| p.into_inner());
         self.sync_write(batch)?;
+        if let Some(update) = &executed.tree {
+            Self::tree_committed(&mut tree_memory, update);
+        }
+        drop(tree_memory);
         self.state_cache.committed(&executed.writes);
         // Only what is durably committed enters the memory copy.
         let mut memory = self.log_memory.write().unwrap_or_else(|p| p.into_inner());
@@ -658,6 +783,11 @@ impl Store {
         self.sync_write(b)
     }
 
+    /// The chain's state format.
+    pub fn state_format(&self) -> StateFormat {
+        self.state_format
+    }
+
     /// The chain id.
     pub fn chain_id(&self) -> &str {
         &self.chain_id
@@ -705,6 +835,11 @@ impl Store {
         m.block_cache = prop(CF_META, "rocksdb.block-cache-usage");
         m.log_nodes = self
             .log_memory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .bytes() as u64;
+        m.tree_nodes = self
+            .tree_memory
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .bytes() as u64;
@@ -856,7 +991,188 @@ pub struct StoreState<'a> {
     store: &'a Store,
 }
 
+impl Store {
+    /// A stored tree node, from the `tree` column family.
+    fn stored_tree_node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
+        let pos = tree_store::position_key(key.depth, &key.path);
+        let v = self
+            .db
+            .get_pinned_cf(self.cf(CF_TREE), &pos)
+            .map_err(|e| StateError::Storage(e.to_string()))?;
+        v.map(|b| {
+            codec::decode_prefix_exact::<Node>(&b).map_err(|source| StateError::Corrupt {
+                key: hex::encode(&pos),
+                source,
+            })
+        })
+        .transpose()
+    }
+
+    /// Proves the current values (or absence) of `keys` at the tip, all at one height: the
+    /// tip's header, and per key its value and state proof against the header's
+    /// `state_root`. Only for a chain of state format 2.
+    pub fn prove_state(&self, keys: &[&[u8]]) -> Result<TipStateProofs> {
+        if !self.state_format.has_tree() {
+            return Err(StoreError::NoStateTree);
+        }
+        // Held across every read: no commit can change the tree, the values or the tip.
+        let memory = self.tree_memory.read().unwrap_or_else(|p| p.into_inner());
+        let tip = self.stored_tip()?;
+        let locked = LockedTree {
+            store: self,
+            memory: &memory,
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let value = self.db.get_cf(self.cf(CF_STATE), key)?;
+            let proof = state_tree::prove(&locked, tip.height, key, value.as_deref())?;
+            out.push((value, proof));
+        }
+        Ok(TipStateProofs {
+            height: tip.height,
+            state_root: tip.state_root,
+            proofs: out,
+        })
+    }
+}
+
+fn history_key(head_key: &[u8], position: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(head_key.len() + 8);
+    k.extend_from_slice(head_key);
+    k.extend_from_slice(&position.to_be_bytes());
+    k
+}
+
+/// Records of one history, in order, with the head before the first of them
+/// ([`Store::history_page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The head before the page's first record.
+    pub before: crate::history::HistoryHead,
+    /// Per record: its leaf index, and the head's hash after it.
+    pub records: Vec<(u64, Hash)>,
+}
+
+impl Store {
+    /// The records at positions `end − limit … end − 1` (0-based) of the history whose
+    /// head is under `head_key` (state format 2), with the head before them. Positions
+    /// beyond the history are not returned: a page ends at the history's stored end.
+    pub fn history_page(&self, head_key: &[u8], end: u64, limit: u64) -> Result<HistoryPage> {
+        let start = end.saturating_sub(limit);
+        let corrupt = |why: String| StoreError::Corrupt {
+            what: "history entry",
+            source: DecodeError::Malformed(why),
+        };
+        let before = if start == 0 {
+            crate::history::HistoryHead::default()
+        } else {
+            let v = self
+                .db
+                .get_cf(self.cf(CF_HISTORY), history_key(head_key, start))?
+                .ok_or_else(|| corrupt(format!("position {start} is missing")))?;
+            let (_, hash) = decode::<(u64, Hash)>(&v, "history entry")?;
+            crate::history::HistoryHead { count: start, hash }
+        };
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(history_key(head_key, end.saturating_add(1)));
+        let from = history_key(head_key, start + 1);
+        let mut records = Vec::with_capacity((end - start).min(PAGE_LIMIT_MAX as u64) as usize);
+        for (i, item) in self
+            .db
+            .iterator_cf_opt(
+                self.cf(CF_HISTORY),
+                ro,
+                IteratorMode::From(&from, Direction::Forward),
+            )
+            .enumerate()
+        {
+            let (k, v) = item?;
+            let position = k
+                .len()
+                .checked_sub(8)
+                .and_then(|at| k.get(at..))
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes);
+            if k.len() != head_key.len() + 8 || position != Some(start + 1 + i as u64) {
+                return Err(corrupt(format!(
+                    "expected position {} of the history",
+                    start + 1 + i as u64
+                )));
+            }
+            records.push(decode::<(u64, Hash)>(&v, "history entry")?);
+        }
+        Ok(HistoryPage { before, records })
+    }
+}
+
+/// Values and proofs of state keys at one height ([`Store::prove_state`]).
+#[derive(Clone, Debug)]
+pub struct TipStateProofs {
+    /// The tip's height.
+    pub height: u64,
+    /// Its header's `state_root`.
+    pub state_root: Hash,
+    /// Per key asked, in order: its value (`None`: absent) and the proof.
+    pub proofs: Vec<(Option<Vec<u8>>, StateProof)>,
+}
+
+/// The tree under a held read lock of its memory copy.
+struct LockedTree<'a> {
+    store: &'a Store,
+    memory: &'a TreeMemory,
+}
+
+impl NodeRead for LockedTree<'_> {
+    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
+        if self.memory.holds(key.depth)
+            && let Some(n) = self.memory.get(key)
+        {
+            return Ok(Some(n));
+        }
+        self.store.stored_tree_node(key)
+    }
+
+    fn root_of(&self, version: u64) -> Result<Option<Child>, StateError> {
+        Ok(self
+            .memory
+            .root
+            .filter(|(v, _)| *v == version)
+            .map(|(_, c)| c))
+    }
+}
+
+impl NodeRead for Store {
+    /// The upper levels from memory, the others with one RocksDB point lookup. The store
+    /// holds only the tip's tree, so the version in `key` is not consulted. For the
+    /// driver, which executes on the tip it commits; a reader that races commits uses
+    /// [`Store::prove_state`].
+    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
+        {
+            let memory = self.tree_memory.read().unwrap_or_else(|p| p.into_inner());
+            if memory.holds(key.depth)
+                && let Some(n) = memory.get(key)
+            {
+                return Ok(Some(n));
+            }
+        }
+        self.stored_tree_node(key)
+    }
+
+    fn root_of(&self, version: u64) -> Result<Option<Child>, StateError> {
+        let memory = self.tree_memory.read().unwrap_or_else(|p| p.into_inner());
+        Ok(memory.root.filter(|(v, _)| *v == version).map(|(_, c)| c))
+    }
+}
+
 impl StateRead for StoreState<'_> {
+    fn tree(&self) -> Option<&dyn NodeRead> {
+        if self.store.state_format.has_tree() {
+            Some(self.store)
+        } else {
+            None
+        }
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         let cache = &self.store.state_cache;
         let (hit, generation) = cache.get(key);
@@ -886,8 +1202,10 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> R
 
 mod log_memory;
 mod state_cache;
+pub mod tree_store;
 pub use log_memory::{LEAF_CHUNK, LOG_MEMORY_BYTES_MAX, LOG_MEMORY_LEVEL_FIRST, LogMemory};
 pub use state_cache::{STATE_CACHE_ENTRIES_MAX, STATE_CACHE_VALUE_BYTES_MAX, StateCache};
+pub use tree_store::{TREE_MEMORY_DEPTH, TreeMemory};
 
 #[cfg(test)]
 mod tests;

@@ -52,6 +52,7 @@ impl World {
             }],
             validators: keys[..4].iter().map(validator).collect(),
             params: ConsensusParams::default(),
+            state_format: ledger::genesis::StateFormat::CURRENT,
         };
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &genesis).unwrap();

@@ -287,6 +287,13 @@ impl Config {
                 ));
             }
         }
+        let depth_max = ledger::store::tree_store::TREE_MEMORY_DEPTH_MAX;
+        if self.store.tree_memory_depth > depth_max {
+            return Err(inv(
+                "store.tree_memory_depth",
+                &format!("must be at most {depth_max} (each level doubles its memory)"),
+            ));
+        }
         if self.api.waiters_max == 0 {
             return Err(inv("api.waiters_max", "must be positive"));
         }

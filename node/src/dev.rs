@@ -10,7 +10,7 @@
 
 use crate::config::Config;
 use anyhow::Context;
-use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+use ledger::genesis::{ConsensusParams, Department, Genesis, Member, StateFormat};
 use ledger::tx::{Role, RoleSet};
 use ledger::validator::Validator;
 use std::net::SocketAddr;
@@ -92,6 +92,7 @@ pub fn prepare(dir: &Path, api: SocketAddr, p2p: &str) -> anyhow::Result<(Config
                 idle_block_interval_ms: 5000,
                 ..ConsensusParams::default()
             },
+            state_format: StateFormat::CURRENT,
         };
         genesis.validate()?;
         write_new(&paths.genesis, &genesis.to_json())?;

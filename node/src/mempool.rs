@@ -162,13 +162,16 @@ impl Mempool {
             chain_id: self.chain_id.clone(),
             height: inner.base_height + 1,
             time_ms,
+            // Checks only (`for_checks`): no history heads, so no leaf index is needed.
+            first_leaf: 0,
+            state_format: store.state_format(),
         };
         let applied = {
             let base = Layered {
                 base: store.state(),
                 top: &inner.check_writes,
             };
-            let mut ex = BlockExecutor::new(base, ctx);
+            let mut ex = BlockExecutor::for_checks(base, ctx);
             ex.apply(&vtx).map(|_| ex.into_writes())
         };
         let writes = match applied {
@@ -267,8 +270,11 @@ impl Mempool {
             chain_id: self.chain_id.clone(),
             height: inner.base_height + 1,
             time_ms,
+            // Checks only (`for_checks`): no history heads, so no leaf index is needed.
+            first_leaf: 0,
+            state_format: store.state_format(),
         };
-        let mut ex = BlockExecutor::new(store.state(), ctx);
+        let mut ex = BlockExecutor::for_checks(store.state(), ctx);
         let mut dropped = vec![];
         for (seq, id) in &inner.order {
             if let Some(e) = inner.by_id.get(id)
@@ -335,7 +341,7 @@ mod tests {
     use super::*;
     use ledger::chain::build_block;
     use ledger::crypto::SecretKey;
-    use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+    use ledger::genesis::{ConsensusParams, Department, Genesis, Member, StateFormat};
     use ledger::tx::{LandRegister, RoleSet, Tx, TxBody};
     use ledger::validator::Validator;
     use ledger::vote::{CommitCertificate, Vote, VoteType};
@@ -375,6 +381,7 @@ mod tests {
                 address: String::new(),
             }],
             params: ConsensusParams::default(),
+            state_format: StateFormat::CURRENT,
         };
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &genesis).unwrap();

@@ -8,7 +8,7 @@
 pub mod powerloss;
 
 use ledger::crypto::SecretKey;
-use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+use ledger::genesis::{ConsensusParams, Department, Genesis, Member, StateFormat};
 use ledger::hash::Hash;
 use ledger::tx::{Role, RoleSet, SignedTx, Tx, TxBody};
 use ledger::validator::Validator;
@@ -209,6 +209,7 @@ impl Cluster {
                 })
                 .collect(),
             params: test_params(),
+            state_format: StateFormat::CURRENT,
         };
         genesis.validate().expect("genesis");
         std::fs::write(root.path().join("genesis.json"), genesis.to_json()).expect("genesis");

@@ -8,7 +8,7 @@ use ledger::block::{BlockHeader, CommittedBlock};
 use ledger::chain::build_block;
 use ledger::crypto::SecretKey;
 use ledger::execute::VerifiedTx;
-use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+use ledger::genesis::{ConsensusParams, Department, Genesis, Member, StateFormat};
 use ledger::hash::{Hash, hash_document};
 use ledger::store::Store;
 use ledger::tx::*;
@@ -140,6 +140,7 @@ impl World {
             }],
             validators: keys[..4].iter().map(validator).collect(),
             params: ConsensusParams::default(),
+            state_format: StateFormat::CURRENT,
         };
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), &genesis).unwrap();

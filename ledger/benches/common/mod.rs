@@ -12,7 +12,7 @@ use ledger::block::BlockHeader;
 use ledger::chain::{ChainTip, ExecutedBlock, build_block};
 use ledger::crypto::SecretKey;
 use ledger::execute::{VerifiedTx, genesis_state, verify_batch};
-use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+use ledger::genesis::{ConsensusParams, Department, Genesis, Member, StateFormat};
 use ledger::hash::hash_document;
 use ledger::state::{MemState, StateRead};
 use ledger::tx::*;
@@ -108,6 +108,7 @@ impl Fixture {
                 })
                 .collect(),
             params: ConsensusParams::default(),
+            state_format: StateFormat::CURRENT,
         };
         genesis.validate().expect("the bench genesis is valid");
         let nonces = vec![0; clerks.len()];
@@ -122,10 +123,10 @@ impl Fixture {
 
     /// The genesis state in memory and its tip.
     pub fn genesis_mem(&self) -> (MemState, ChainTip) {
-        let (writes, root) = genesis_state(&self.genesis).expect("genesis state");
+        let gs = genesis_state(&self.genesis).expect("genesis state");
         let mut mem = MemState::new();
-        mem.apply(&writes);
-        (mem, ChainTip::genesis(&self.genesis, root))
+        mem.commit(&gs.writes, gs.tree.as_ref());
+        (mem, ChainTip::genesis(&self.genesis, gs.root))
     }
 
     fn sign(&mut self, clerk: usize, body: TxBody) -> SignedTx {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::crypto::SecretKey;
-use crate::genesis::{ConsensusParams, Member};
+use crate::genesis::{ConsensusParams, Member, StateFormat};
 use crate::hash::hash_document;
 use crate::state::MemState;
 use crate::tx::*;
@@ -17,6 +17,8 @@ struct Chain {
     state: MemState,
     root: Hash,
     height: u64,
+    /// Records committed so far (the log's size).
+    leaves: u64,
     nonces: std::collections::BTreeMap<PublicKeyBytes, u64>,
     validators: Vec<SecretKey>,
 }
@@ -97,19 +99,21 @@ impl Chain {
                 })
                 .collect(),
             params: ConsensusParams::default(),
+            state_format: StateFormat::CURRENT,
         };
         Self::start(genesis, validators)
     }
 
     fn start(genesis: Genesis, validators: Vec<SecretKey>) -> Self {
-        let (writes, root) = genesis_state(&genesis).unwrap();
+        let gs = genesis_state(&genesis).unwrap();
         let mut state = MemState::new();
-        state.apply(&writes);
+        state.commit(&gs.writes, gs.tree.as_ref());
         Chain {
             genesis,
             state,
-            root,
+            root: gs.root,
             height: 0,
+            leaves: 0,
             nonces: Default::default(),
             validators,
         }
@@ -142,18 +146,25 @@ impl Chain {
     }
 
     fn run_vtx(&mut self, vtx: &VerifiedTx) -> Result<Applied, Rejection> {
-        let ctx = BlockContext {
+        let ctx = self.context();
+        let mut ex = BlockExecutor::new(&self.state, ctx);
+        let r = ex.apply(vtx);
+        let done = ex.finish(&self.root).unwrap();
+        self.state.commit(&done.writes, done.tree.as_ref());
+        self.root = done.root;
+        self.height += 1;
+        self.leaves += u64::from(r.is_ok());
+        r
+    }
+
+    fn context(&self) -> BlockContext {
+        BlockContext {
             chain_id: self.genesis.chain_id.clone(),
             height: self.height + 1,
             time_ms: T0 + (self.height + 1) * 1000,
-        };
-        let mut ex = BlockExecutor::new(&self.state, ctx);
-        let r = ex.apply(vtx);
-        let (writes, root) = ex.finish(&self.root);
-        self.state.apply(&writes);
-        self.root = root;
-        self.height += 1;
-        r
+            first_leaf: self.leaves,
+            state_format: self.genesis.state_format,
+        }
     }
 }
 
@@ -810,12 +821,7 @@ fn a_storage_error_in_governance_execution_is_not_written_into_state() {
         inner: &c.state,
         key: keys::member(&newbie.public_key()),
     };
-    let ctx = BlockContext {
-        chain_id: c.genesis.chain_id.clone(),
-        height: c.height + 1,
-        time_ms: T0 + (c.height + 1) * 1000,
-    };
-    let mut ex = BlockExecutor::new(failing, ctx);
+    let mut ex = BlockExecutor::new(failing, c.context());
     let r = ex.apply(&deciding);
     assert!(matches!(r, Err(Rejection::State(_))), "{r:?}");
     assert!(
@@ -911,6 +917,7 @@ fn chain_of(n: usize) -> Chain {
             })
             .collect(),
         params: ConsensusParams::default(),
+        state_format: StateFormat::CURRENT,
     };
     Chain::start(genesis, validators)
 }
@@ -1225,7 +1232,7 @@ fn the_last_governance_member_cannot_be_removed() {
 #[test]
 fn a_department_without_voters_stops_counting() {
     let mut c = Chain::new();
-    let g = genesis_state(&c.genesis).unwrap().0;
+    let g = genesis_state(&c.genesis).unwrap().writes;
     let voters: GovernanceVoters =
         codec::decode_prefix_exact(g[keys::GOVERNANCE_VOTERS].as_ref().unwrap()).unwrap();
     assert_eq!(

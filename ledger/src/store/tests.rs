@@ -423,6 +423,7 @@ fn memory_budgets_apply_and_memory_is_reported() {
     let options = StoreOptions {
         memtable_bytes: 1, // raised to the minimum
         block_cache_bytes: 8 * 1024 * 1024,
+        ..StoreOptions::default()
     };
     let store = Store::open_with(dir.path(), &f.genesis, options).unwrap();
     let before = store.memory();
@@ -532,4 +533,142 @@ fn cached_proof_parts_give_the_same_verifying_bundles() {
             b.record.height
         );
     }
+}
+
+fn land_register(id: &str, owner: &str) -> TxBody {
+    TxBody::LandRegister(LandRegister {
+        parcel_id: id.into(),
+        owner: owner.into(),
+        document_hash: crate::hash::hash_document(id.as_bytes()),
+    })
+}
+
+/// Every state entry of the store as one write set (to build a tree from scratch).
+fn whole_state(store: &Store) -> crate::state::WriteSet {
+    store
+        .db
+        .iterator_cf(store.cf(CF_STATE), IteratorMode::Start)
+        .map(|item| {
+            let (k, v) = item.unwrap();
+            (k.to_vec(), Some(v.to_vec()))
+        })
+        .collect()
+}
+
+fn tree_positions(store: &Store) -> usize {
+    store
+        .db
+        .iterator_cf(store.cf(CF_TREE), IteratorMode::Start)
+        .count()
+}
+
+/// State format 2 in RocksDB: after every block, and after a reopen, the stored tree is
+/// exactly the tree of the whole state built from scratch (its root is the header's
+/// `state_root`, it holds no node more: stale positions are deleted in the block's batch),
+/// every key and an absent one prove against the header, and the upper levels held in
+/// memory change nothing (the same chain with none held, and with 4 levels).
+#[test]
+fn the_state_tree_is_committed_with_each_block_and_proves_every_key() {
+    let f = fixture();
+    assert!(f.genesis.state_format.has_tree());
+    let mut headers = vec![];
+    for depth in [0u16, 4, TREE_MEMORY_DEPTH] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            tree_memory_depth: depth,
+            ..StoreOptions::default()
+        };
+        let mut nonce = 0;
+        let mut these = vec![];
+        for round in 0..3u64 {
+            let store = Store::open_with(dir.path(), &f.genesis, options).unwrap();
+            for b in 0..4u64 {
+                let tip = store.load_tip().unwrap();
+                let mut txs = vec![];
+                for i in 0..40u64 {
+                    let id = format!("P-{round}-{b}-{i}");
+                    txs.push(tx(&f, nonce, land_register(&id, "owner-a")));
+                    nonce += 1;
+                }
+                txs.push(tx(&f, nonce, anchor(nonce)));
+                nonce += 1;
+                let proposer = f.genesis.validators[0].public_key;
+                let (ex, refused) =
+                    build_block(store.state(), &tip, proposer, tip.time_ms + 1000, txs).unwrap();
+                assert!(refused.is_empty(), "{refused:?}");
+                store.commit_block(&ex, &cert(&f, &ex.header)).unwrap();
+                let scratch =
+                    state_tree::apply(&state_tree::MemTree::new(), 0, &whole_state(&store))
+                        .unwrap();
+                assert_eq!(scratch.root_hash(), ex.header.state_root);
+                assert_eq!(
+                    tree_positions(&store),
+                    scratch.nodes.len(),
+                    "no stale node kept"
+                );
+                these.push(ex.header);
+            }
+            // Every key, and keys that are absent, prove against the tip's header.
+            let tip_header = these.last().unwrap().clone();
+            let whole = whole_state(&store);
+            let mut asked: Vec<Vec<u8>> = whole.keys().cloned().collect();
+            asked.push(crate::state::keys::parcel("P-none"));
+            asked.push(b"absent".to_vec());
+            let refs: Vec<&[u8]> = asked.iter().map(Vec::as_slice).collect();
+            let proofs = store.prove_state(&refs).unwrap();
+            assert_eq!(proofs.height, tip_header.height);
+            assert_eq!(proofs.state_root, tip_header.state_root);
+            for (key, (value, proof)) in asked.iter().zip(&proofs.proofs) {
+                assert_eq!(value.as_ref(), whole.get(key).and_then(|v| v.as_ref()));
+                proof
+                    .verify(&tip_header.state_root, key, value.as_deref())
+                    .unwrap();
+                if let Some(v) = value {
+                    let mut other = v.clone();
+                    other.push(0);
+                    assert!(
+                        proof
+                            .verify(&tip_header.state_root, key, Some(&other))
+                            .is_err()
+                    );
+                    assert!(proof.verify(&tip_header.state_root, key, None).is_err());
+                }
+            }
+        }
+        headers.push(these);
+    }
+    assert_eq!(headers[0], headers[1]);
+    assert_eq!(headers[0], headers[2]);
+}
+
+/// A block executed for a state format other than the store's is refused, and nothing is
+/// written; a store of format 1 has no tree to prove with.
+#[test]
+fn the_store_refuses_a_block_of_another_state_format() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &f.genesis).unwrap();
+    let tip = store.load_tip().unwrap();
+    let proposer = f.genesis.validators[0].public_key;
+    let (mut ex, _) = build_block(
+        store.state(),
+        &tip,
+        proposer,
+        tip.time_ms + 1000,
+        vec![tx(&f, 0, anchor(0))],
+    )
+    .unwrap();
+    ex.tree = None;
+    assert!(store.commit_block(&ex, &cert(&f, &ex.header)).is_err());
+    assert_eq!(store.stored_tip().unwrap().height, 0);
+
+    let mut g1 = f.genesis.clone();
+    g1.state_format = crate::genesis::StateFormat::V1;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &g1).unwrap();
+    assert!(matches!(
+        store.prove_state(&[b"x"]),
+        Err(StoreError::NoStateTree)
+    ));
+    assert_eq!(tree_positions(&store), 0);
 }

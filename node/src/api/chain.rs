@@ -15,6 +15,7 @@ use ledger::block::BlockHeader;
 use ledger::crypto::PublicKey;
 use ledger::hash::Hash;
 use ledger::proof::{Checkpoint, ProofBundle};
+use ledger::status::{HistoryPage, PAGE_RECORDS_MAX, StatusBundle, Subject};
 use ledger::tx::tx_id;
 use ledger::vote::CommitCertificate;
 use serde::{Deserialize, Serialize};
@@ -148,6 +149,139 @@ pub async fn proof(
             .proof_bundle(&app.genesis, &id)?
             .map(Json)
             .ok_or_else(|| ApiError::NotFound(format!("record {id} is not committed")))
+    })
+    .await
+}
+
+/// `?records=` of `/v1/proofs/status/...`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusParams {
+    /// Newest records of the history to include (default and most: 1000).
+    pub records: Option<usize>,
+}
+
+/// Parses the `{kind}/{id}` of a status or history route.
+pub fn parse_subject(kind: &str, id: &str) -> Result<Subject, ApiError> {
+    let text_id = |what: &str| -> Result<String, ApiError> {
+        super::read::check_id(what, id)?;
+        Ok(id.to_string())
+    };
+    let hash = |what: &str| {
+        Hash::from_hex(id)
+            .map_err(|_| ApiError::BadRequest(format!("{what} must be 64 hex digits")))
+    };
+    Ok(match kind {
+        "approval" => Subject::Approval(text_id("approval id")?),
+        "parcel" => Subject::Parcel(text_id("parcel id")?),
+        "resource" => Subject::Resource(text_id("resource id")?),
+        "department" => Subject::Department(text_id("department id")?),
+        "pseudonym" => Subject::Pseudonym(hash("a pseudonym")?),
+        "proposal" => Subject::Proposal(hash("a proposal id")?),
+        "member" => Subject::Member(PublicKey(hash("a member key")?.0)),
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no status of kind {other:?}; kinds: approval, parcel, resource, department, \
+                 pseudonym, proposal, member (and /v1/proofs/status/validators)"
+            )));
+        }
+    })
+}
+
+async fn status_of(
+    st: &ApiState,
+    subject: Subject,
+    records: Option<usize>,
+) -> Result<Json<StatusBundle>, ApiError> {
+    let records = records.unwrap_or(PAGE_RECORDS_MAX);
+    st.blocking(move |app| {
+        if records == 0 || records > PAGE_RECORDS_MAX {
+            return Err(ApiError::BadRequest(format!(
+                "records must be between 1 and {PAGE_RECORDS_MAX}"
+            )));
+        }
+        app.store
+            .status_bundle(&app.genesis, &subject, records)?
+            .map(Json)
+            .ok_or_else(|| ApiError::NotFound("no block has been committed yet".into()))
+    })
+    .await
+}
+
+/// `GET /v1/proofs/status/{kind}/{id}[?records=N]`: the status bundle of an approval, a
+/// parcel, a catalogue resource, a department, a citizen pseudonym, a proposal or a
+/// member key at the tip, with the newest `records` records of its history.
+pub async fn status_bundle(
+    State(st): State<ApiState>,
+    ApiPath((kind, id)): ApiPath<(String, String)>,
+    ApiQuery(p): ApiQuery<StatusParams>,
+) -> Result<Json<StatusBundle>, ApiError> {
+    let subject = parse_subject(&kind, &id)?;
+    status_of(&st, subject, p.records).await
+}
+
+/// `GET /v1/proofs/status/validators`: the validator sets in force and scheduled.
+pub async fn status_validators(State(st): State<ApiState>) -> Result<Json<StatusBundle>, ApiError> {
+    status_of(&st, Subject::Validators, None).await
+}
+
+/// `?end=&records=&log_size=` of `/v1/proofs/history/...`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    /// The page ends before this position (0-based): the `before.count` of the newer page.
+    pub end: u64,
+    /// Records in the page (default and most: 1000).
+    pub records: Option<usize>,
+    /// The log size the inclusion paths are for (the bundle header's `log_size`).
+    pub log_size: u64,
+}
+
+/// `GET /v1/proofs/history/{kind}/{id}?end=E&log_size=N[&records=K]`: an older page of a
+/// history (records `E−K … E−1`), with inclusion paths in the log of size `N`, to append
+/// to a status bundle's `history.pages`.
+pub async fn history_page(
+    State(st): State<ApiState>,
+    ApiPath((kind, id)): ApiPath<(String, String)>,
+    ApiQuery(p): ApiQuery<HistoryParams>,
+) -> Result<Json<HistoryPage>, ApiError> {
+    let subject = parse_subject(&kind, &id)?;
+    let Some(history) = subject.history() else {
+        return Err(ApiError::NotFound(format!(
+            "{} has no history",
+            subject.describe()
+        )));
+    };
+    let records = p.records.unwrap_or(PAGE_RECORDS_MAX);
+    if records == 0 || records > PAGE_RECORDS_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "records must be between 1 and {PAGE_RECORDS_MAX}"
+        )));
+    }
+    st.blocking(move |app| {
+        let tip = app.store.stored_tip()?;
+        if p.log_size == 0 || p.log_size > tip.log_size {
+            return Err(ApiError::BadRequest(format!(
+                "log_size must be between 1 and the current {}",
+                tip.log_size
+            )));
+        }
+        let head = ledger::state::StateView::history_head(&app.store.state(), &history)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if p.end > head.count {
+            return Err(ApiError::BadRequest(format!(
+                "end {} is beyond the history's {} records",
+                p.end, head.count
+            )));
+        }
+        if p.end == 0 {
+            return Err(ApiError::BadRequest(
+                "end 0: there is no record before the first".into(),
+            ));
+        }
+        Ok(Json(app.store.history_page_proof(
+            &history, p.end, records, p.log_size,
+        )?))
     })
     .await
 }

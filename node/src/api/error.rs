@@ -161,6 +161,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::UnknownCursor(_) => ApiError::BadRequest(e.to_string()),
+            StoreError::NoStateTree => ApiError::NotFound(e.to_string()),
             e => ApiError::Internal(e.to_string()),
         }
     }

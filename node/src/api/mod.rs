@@ -149,6 +149,12 @@ fn build_with(
         .route("/v1/blocks/{height}", get(chain::block))
         .route("/v1/chain/blocks", get(chain::chain_blocks))
         .route("/v1/proofs/{id}", get(chain::proof))
+        .route(
+            "/v1/proofs/status/validators",
+            get(chain::status_validators),
+        )
+        .route("/v1/proofs/status/{kind}/{id}", get(chain::status_bundle))
+        .route("/v1/proofs/history/{kind}/{id}", get(chain::history_page))
         .route("/v1/checkpoint", get(chain::checkpoint))
         .route("/v1/consistency", get(chain::consistency))
         .route("/v1/genesis", get(chain::genesis))

@@ -49,7 +49,7 @@ fn load_page(
 }
 
 /// Checks an approval, parcel or resource id from a path or query.
-fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
+pub(super) fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.len() > ID_BYTES_MAX || id.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(format!(
             "{what} must be 1-{ID_BYTES_MAX} bytes without control characters"
@@ -152,6 +152,13 @@ pub async fn account(
 pub struct ApprovalView {
     /// Its current form.
     pub approval: ApprovalState,
+    /// Whether it is in force at the tip's block time: `valid`, `revoked`, `expired` or
+    /// `not_yet_valid` (its `status` says only whether it was revoked).
+    pub validity: ledger::status::Validity,
+    /// The height and block time `validity` is judged at.
+    pub as_of_height: u64,
+    /// The block time (ms since the epoch).
+    pub as_of_ms: u64,
     /// Every record about it.
     pub history: PageView,
 }
@@ -171,7 +178,14 @@ pub async fn approval(
             .approval(&id)?
             .ok_or_else(|| ApiError::NotFound(format!("approval {id:?} does not exist")))?;
         let history = load_page(app, &IndexQuery::Approval(&id), p.after, limit)?;
-        Ok(Json(ApprovalView { approval, history }))
+        let tip = app.store.stored_tip()?;
+        Ok(Json(ApprovalView {
+            validity: ledger::status::approval_validity(&approval, tip.time_ms),
+            as_of_height: tip.height,
+            as_of_ms: tip.time_ms,
+            approval,
+            history,
+        }))
     })
     .await
 }

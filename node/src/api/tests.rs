@@ -15,7 +15,7 @@ use ledger::block::CommittedBlock;
 use ledger::chain::build_block;
 use ledger::crypto::SecretKey;
 use ledger::execute::VerifiedTx;
-use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+use ledger::genesis::{ConsensusParams, Department, Genesis, Member, StateFormat};
 use ledger::hash::{Hash, hash_document};
 use ledger::proof::{Checkpoint, ProofBundle};
 use ledger::store::{Store, TxLocation};
@@ -95,6 +95,7 @@ impl World {
                 })
                 .collect(),
             params: ConsensusParams::default(),
+            state_format: StateFormat::CURRENT,
         };
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), &genesis).unwrap());

@@ -9,7 +9,7 @@ use crate::messages::{GOSSIP_BYTES_MAX, SYNC_BLOCKS_MAX, SyncRequest, SyncRespon
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ledger::block::BlockHeader;
 use ledger::chain::build_block;
-use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+use ledger::genesis::{ConsensusParams, Department, Genesis, Member, StateFormat};
 use ledger::tx::RoleSet;
 use ledger::validator::Validator;
 use ledger::vote::{CommitCertificate, Vote, VoteType};
@@ -68,6 +68,7 @@ fn chain() -> Chain {
             })
             .collect(),
         params: ConsensusParams::default(),
+        state_format: StateFormat::CURRENT,
     };
     Chain {
         genesis,

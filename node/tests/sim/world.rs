@@ -15,7 +15,7 @@ use govledger_node::metrics::Metrics;
 use govledger_node::signing::{self, Binding};
 use ledger::block::Block;
 use ledger::execute::VerifiedTx;
-use ledger::genesis::{ConsensusParams, Department, Genesis, Member};
+use ledger::genesis::{ConsensusParams, Department, Genesis, Member, StateFormat};
 use ledger::hash::{Hash, hash_document};
 use ledger::store::Store;
 use ledger::tx::{Anchor, Role, RoleSet, Tx, TxBody};
@@ -331,6 +331,7 @@ impl World {
                 clock_drift_max_ms: 10_000,
                 ..ConsensusParams::default()
             },
+            state_format: StateFormat::CURRENT,
         };
         let mut w = World {
             seed,
