@@ -107,6 +107,77 @@ fn bench_store(c: &mut Criterion) {
             black_box(bundle.verify(&genesis, None).expect("verifies"))
         })
     });
+
+    if genesis.state_format.has_tree() {
+        // State format 2: state proofs and status bundles at the tip, over a state of about
+        // 1.25 keys per record (approvals, parcels, history heads of every pseudonym, ...).
+        let approvals: Vec<String> = randoms(14)
+            .take(QUERIES)
+            .map(|r| format!("BP-2026-{:010}", (r % n) / 4 * 4))
+            .collect();
+        let keys: Vec<Vec<u8>> = approvals
+            .iter()
+            .map(|a| ledger::state::keys::approval(a))
+            .collect();
+        group.bench_function("state_proof_present", |b| {
+            b.iter(|| {
+                let k = &keys[next()];
+                black_box(chain.store.prove_state(&[k]).expect("proof"))
+            })
+        });
+        group.bench_function("state_proof_absent", |b| {
+            b.iter(|| {
+                let mut k = keys[next()].clone();
+                k.push(b'x');
+                black_box(chain.store.prove_state(&[&k]).expect("proof"))
+            })
+        });
+        group.bench_function("status_bundle_approval", |b| {
+            b.iter(|| {
+                let s = ledger::status::Subject::Approval(approvals[next()].clone());
+                black_box(
+                    chain
+                        .store
+                        .status_bundle(&genesis, &s, 1000)
+                        .expect("bundle")
+                        .expect("a block"),
+                )
+            })
+        });
+        let statuses: Vec<ledger::status::StatusBundle> = approvals[..BUNDLES]
+            .iter()
+            .map(|a| {
+                let s = ledger::status::Subject::Approval(a.clone());
+                chain
+                    .store
+                    .status_bundle(&genesis, &s, 1000)
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect();
+        eprintln!(
+            "status bundle: {} bytes of JSON, {} state siblings",
+            serde_json::to_string(&statuses[0])
+                .map(|j| j.len())
+                .unwrap_or(0),
+            statuses[0].state[0].proof.siblings.len()
+        );
+        group.bench_function("status_bundle_verify", |b| {
+            b.iter(|| {
+                j = (j + 1) % BUNDLES;
+                black_box(statuses[j].verify(&genesis).expect("verifies"))
+            })
+        });
+        // Many bundles of one height through one verifier, as a portal or a bank checks
+        // them: the certificate is verified once.
+        let verifier = ledger::status::StatusVerifier::new(&genesis);
+        group.bench_function("status_bundle_verify_with_verifier", |b| {
+            b.iter(|| {
+                j = (j + 1) % BUNDLES;
+                black_box(verifier.verify(&statuses[j]).expect("verifies"))
+            })
+        });
+    }
     group.finish();
 
     // Many bundles at once, as a portal or an auditor checks them: records of the 4 latest

@@ -364,9 +364,78 @@ pub fn certify_header(
     Ok((h, hash))
 }
 
+/// Verifies status bundles against one genesis. Reusing one for many bundles saves work:
+/// the genesis is hashed once, and a header whose certificate (and the validator changes
+/// leading to it) was verified once is not verified again. The verdict for each bundle is
+/// the one [`StatusBundle::verify`] gives.
+pub struct StatusVerifier<'g> {
+    genesis: &'g Genesis,
+    genesis_hash: Hash,
+    certified: std::sync::Mutex<std::collections::HashSet<Hash>>,
+}
+
+impl<'g> StatusVerifier<'g> {
+    /// A verifier pinned to `genesis`.
+    pub fn new(genesis: &'g Genesis) -> Self {
+        StatusVerifier {
+            genesis,
+            genesis_hash: genesis.hash(),
+            certified: Default::default(),
+        }
+    }
+
+    /// Verifies one bundle.
+    pub fn verify(&self, bundle: &StatusBundle) -> Result<VerifiedStatus, VerifyError> {
+        bundle.verify_inner(self)
+    }
+
+    fn certify(
+        &self,
+        header: &CertifiedHeader,
+        changes: &[SetChange],
+    ) -> Result<(BlockHeader, Hash), VerifyError> {
+        // The key covers every byte the certification reads, so a tampered certificate or
+        // change is never excused by an honest bundle of the same header.
+        let key = crate::hash::hash_parts(
+            b"govledger/status-certified",
+            &[
+                &header.bytes.0,
+                &codec::encode(&header.commit),
+                &codec::encode(changes),
+            ],
+        );
+        let known = self
+            .certified
+            .lock()
+            .map(|c| c.contains(&key))
+            .unwrap_or(false);
+        if known {
+            let h = match BlockHeader::decode(&header.bytes.0) {
+                Ok(h) => h,
+                Err(e) => return fail(Step::Header, format!("header bytes do not decode: {e}")),
+            };
+            let hash = h.hash();
+            return Ok((h, hash));
+        }
+        let out = certify_header(self.genesis, header, changes)?;
+        if let Ok(mut c) = self.certified.lock() {
+            if c.len() >= crate::proof::CERTIFIED_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(key);
+        }
+        Ok(out)
+    }
+}
+
 impl StatusBundle {
     /// Verifies the bundle offline against `genesis`.
     pub fn verify(&self, genesis: &Genesis) -> Result<VerifiedStatus, VerifyError> {
+        StatusVerifier::new(genesis).verify(self)
+    }
+
+    fn verify_inner(&self, verifier: &StatusVerifier<'_>) -> Result<VerifiedStatus, VerifyError> {
+        let genesis = verifier.genesis;
         // 1. Genesis and version.
         if self.version != STATUS_BUNDLE_VERSION {
             return fail(
@@ -377,7 +446,7 @@ impl StatusBundle {
                 ),
             );
         }
-        let genesis_hash = genesis.hash();
+        let genesis_hash = verifier.genesis_hash;
         if self.genesis_hash != genesis_hash || self.chain_id != genesis.chain_id {
             return fail(
                 Step::Genesis,
@@ -394,7 +463,7 @@ impl StatusBundle {
             );
         }
         // 2-4. Header, validator sets, commit certificate.
-        let (h, block_hash) = certify_header(genesis, &self.header, &self.validator_changes)?;
+        let (h, block_hash) = verifier.certify(&self.header, &self.validator_changes)?;
         // 5. State proofs, of the keys the subject names.
         let keys = self.subject.state_keys();
         if self.state.len() != keys.len() {

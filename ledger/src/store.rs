@@ -85,8 +85,8 @@ pub struct StoreOptions {
     /// The block cache shared by every column family (default 32 MiB).
     pub block_cache_bytes: usize,
     /// Levels of the state tree held in memory (default [`TREE_MEMORY_DEPTH`], at most
-    /// [`tree_store::TREE_MEMORY_DEPTH_MAX`]): each level more doubles the memory (16: at
-    /// most 65,535 nodes, about 10 MB) and saves one read per update and proof.
+    /// [`tree_store::TREE_MEMORY_DEPTH_MAX`]): each level more doubles the memory (18: at
+    /// most 262,143 nodes, about 40 MB) and saves one read per update and proof.
     pub tree_memory_depth: u16,
 }
 
@@ -359,7 +359,11 @@ impl Store {
                     source: DecodeError::Malformed(format!("key {}", hex::encode(&k))),
                 });
             };
-            memory.put(depth, path, decode::<Node>(&v, "state tree node")?);
+            let node = tree_store::decode_node(&v).ok_or_else(|| StoreError::Corrupt {
+                what: "state tree node",
+                source: DecodeError::Malformed(format!("at {}", hex::encode(&k))),
+            })?;
+            memory.put(depth, path, node);
         }
         *self.tree_memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
         Ok(())
@@ -369,15 +373,33 @@ impl Store {
     /// nodes (a later write to the same key wins), then the new root.
     fn put_tree_update(&self, batch: &mut WriteBatch, update: &TreeUpdate) {
         let cf = self.cf(CF_TREE);
+        // Most stale positions are rewritten by the update itself: only the others are
+        // deleted (a delete and a put of one key would both go through the memtable).
+        let written: std::collections::BTreeSet<(u16, Hash)> = update
+            .nodes
+            .iter()
+            .map(|(k, _)| (k.depth, k.path))
+            .collect();
         for k in &update.stale {
-            batch.delete_cf(cf, tree_store::position_key(k.depth, &k.path));
+            if !written.contains(&(k.depth, k.path)) {
+                batch.delete_cf(cf, tree_store::position_key(k.depth, &k.path));
+            }
         }
-        for (k, node) in &update.nodes {
-            batch.put_cf(
-                cf,
-                tree_store::position_key(k.depth, &k.path),
-                codec::encode(node),
-            );
+        // In key order: RocksDB's memtable inserts keys that follow the previous one
+        // without a search from the top (the update emits them children first).
+        let mut puts: Vec<(Vec<u8>, Vec<u8>)> = update
+            .nodes
+            .iter()
+            .map(|(k, node)| {
+                (
+                    tree_store::position_key(k.depth, &k.path),
+                    tree_store::encode_node(node),
+                )
+            })
+            .collect();
+        puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in &puts {
+            batch.put_cf(cf, k, v);
         }
         batch.put_cf(
             self.cf(CF_META),
@@ -492,6 +514,10 @@ impl Store {
         batch.put_cf(self.cf(CF_COMMITS), be(h), codec::encode(commit));
         let first = executed.first_leaf_index();
         let (cf_txs, cf_ids, cf_index) = (self.cf(CF_TXS), self.cf(CF_TXIDS), self.cf(CF_INDEX));
+        // Record ids and index keys are put in key order: the memtable then inserts each
+        // after the previous one without a search from the top.
+        let mut ids = Vec::with_capacity(executed.txs.len());
+        let mut index = Vec::with_capacity(executed.txs.len() * 3);
         for (i, (vtx, applied)) in executed.txs.iter().zip(&executed.applied).enumerate() {
             let leaf = first + i as u64;
             batch.put_cf(cf_txs, be(leaf), vtx.bytes());
@@ -499,10 +525,16 @@ impl Store {
                 height: h,
                 leaf_index: leaf,
             };
-            batch.put_cf(cf_ids, vtx.id().0, codec::encode(&loc));
-            for k in index_keys(vtx.tx(), applied, executed.header.time_ms, leaf) {
-                batch.put_cf(cf_index, k, []);
-            }
+            ids.push((vtx.id().0, codec::encode(&loc)));
+            index.extend(index_keys(vtx.tx(), applied, executed.header.time_ms, leaf));
+        }
+        ids.sort_unstable_by_key(|a| a.0);
+        for (id, loc) in &ids {
+            batch.put_cf(cf_ids, id, loc);
+        }
+        index.sort_unstable();
+        for k in &index {
+            batch.put_cf(cf_index, k, []);
         }
         let cf_log = self.cf(CF_LOG);
         for (id, hash) in &executed.log_nodes {
@@ -526,12 +558,19 @@ impl Store {
             }
         }
         let cf_history = self.cf(CF_HISTORY);
-        for e in &executed.history {
-            batch.put_cf(
-                cf_history,
-                history_key(&e.head_key, e.head.count),
-                codec::encode(&(e.leaf_index, e.head.hash)),
-            );
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = executed
+            .history
+            .iter()
+            .map(|e| {
+                (
+                    history_key(&e.head_key, e.head.count),
+                    codec::encode(&(e.leaf_index, e.head.hash)),
+                )
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in &entries {
+            batch.put_cf(cf_history, k, v);
         }
         match (&executed.tree, self.state_format.has_tree()) {
             (Some(update), true) if update.version == h => self.put_tree_update(&mut batch, update),
@@ -1000,9 +1039,9 @@ impl Store {
             .get_pinned_cf(self.cf(CF_TREE), &pos)
             .map_err(|e| StateError::Storage(e.to_string()))?;
         v.map(|b| {
-            codec::decode_prefix_exact::<Node>(&b).map_err(|source| StateError::Corrupt {
+            tree_store::decode_node(&b).ok_or_else(|| StateError::Corrupt {
                 key: hex::encode(&pos),
-                source,
+                source: DecodeError::Malformed("not a state tree node".into()),
             })
         })
         .transpose()

@@ -52,7 +52,8 @@ pub struct Metrics {
     pub peer_messages_invalid: Counter,
     /// Gossiped transactions dropped because the intake queue was full.
     pub intake_dropped_txs: Counter,
-    /// Store memory by kind (`memtables`, `block_cache`, `table_readers`, `log_nodes`),
+    /// Store memory by kind (`memtables`, `block_cache`, `table_readers`, `log_nodes`,
+    /// `tree_nodes`),
     /// updated when scraped.
     pub store_memory: Family<KindLabels, Gauge>,
 }
@@ -146,7 +147,7 @@ impl Metrics {
         );
         registry.register(
             "store_memory_bytes",
-            "Memory held by the store, by kind (memtables, block_cache, table_readers, log_nodes)",
+            "Memory held by the store, by kind (memtables, block_cache, table_readers, log_nodes, tree_nodes)",
             m.store_memory.clone(),
         );
         Metrics { registry, ..m }
@@ -159,6 +160,7 @@ impl Metrics {
             ("block_cache", m.block_cache),
             ("table_readers", m.table_readers),
             ("log_nodes", m.log_nodes),
+            ("tree_nodes", m.tree_nodes),
         ] {
             self.store_memory
                 .get_or_create(&KindLabels { kind: kind.into() })

@@ -108,7 +108,12 @@ impl Fixture {
                 })
                 .collect(),
             params: ConsensusParams::default(),
-            state_format: StateFormat::CURRENT,
+            // GOVLEDGER_BENCH_STATE_FORMAT=1 measures a chain of the chained root, for a
+            // before/after comparison in one sitting.
+            state_format: match std::env::var("GOVLEDGER_BENCH_STATE_FORMAT").as_deref() {
+                Ok("1") => StateFormat::V1,
+                _ => StateFormat::CURRENT,
+            },
         };
         genesis.validate().expect("the bench genesis is valid");
         let nonces = vec![0; clerks.len()];

@@ -320,6 +320,9 @@ fn tampering_with_any_field_is_refused() {
         let good = serde_json::to_value(w.bundle(subject.clone(), 1000)).unwrap();
         let parse = |v: &serde_json::Value| serde_json::from_value::<StatusBundle>(v.clone());
         parse(&good).unwrap().verify(g).unwrap();
+        // One verifier for all: the honest bundle's certified header must excuse nothing.
+        let shared = StatusVerifier::new(g);
+        shared.verify(&parse(&good).unwrap()).unwrap();
         let mut paths = vec![];
         leaves(&good, String::new(), &mut paths);
         assert!(paths.len() > 20, "{}", paths.len());
@@ -333,6 +336,10 @@ fn tampering_with_any_field_is_refused() {
                 assert!(
                     b.verify(g).is_err(),
                     "{subject:?}: changing {path} still verifies"
+                );
+                assert!(
+                    shared.verify(&b).is_err(),
+                    "{subject:?}: changing {path} verifies after the honest bundle"
                 );
             }
         }
