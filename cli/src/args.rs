@@ -22,6 +22,7 @@ use std::path::PathBuf;
   govledger query approval BP-2026-001
   govledger proof 5c1e… --out proof.json
   govledger verify proof.json --genesis genesis.json --file permit.pdf
+  govledger verify status.json --genesis genesis.json --max-age 1h
   govledger checkpoint --out cp.json
   govledger audit --genesis genesis.json --checkpoint cp.json
 
@@ -81,9 +82,13 @@ pub enum Command {
   govledger verify proof.json --genesis genesis.json
   govledger verify proof.json --genesis genesis.json --file permit.pdf
 
-Exit code 0 only when the bundle is valid (and the document matches); 4 when a step fails,
-with the step named: genesis, record content, header, inclusion, validator-set change,
-commit certificate, document hash (or bundle format).
+Reads record bundles (version 1, from `govledger proof`) and status bundles (version 2,
+from `govledger status --out`). Exit code 0 only when the bundle is valid (and the document
+matches; for a status bundle: what it proves is in force); 8 when a status bundle is valid
+but proves an approval revoked, expired, not yet valid or absent (or a parcel, resource,
+member key … absent, a key removed); 4 when a step fails, with the step named: genesis,
+record content, header, inclusion, validator-set change, commit certificate, document
+hash, state proof, history, age (--max-age), or bundle format.
 
 ",
         exit_codes_text!()
