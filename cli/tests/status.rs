@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{World, code, json, run, text};
+use common::verify_cli as verify;
+use common::{World, code, json, text, write_json};
 use govledger_cli::verify::verify_any;
 use ledger::hash::Hash;
 use ledger::status::{StatusBundle, Subject};
@@ -12,20 +13,7 @@ use ledger::tx::*;
 use std::path::{Path, PathBuf};
 
 fn write(dir: &Path, name: &str, b: &StatusBundle) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, serde_json::to_string_pretty(b).unwrap()).unwrap();
-    p
-}
-
-fn verify(bundle: &Path, genesis: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "verify",
-        bundle.to_str().unwrap(),
-        "--genesis",
-        genesis.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
+    write_json(dir, name, b)
 }
 
 fn issue(id: &str, until: Option<u64>) -> TxBody {

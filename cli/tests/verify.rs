@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{World, code, json, run, text};
+use common::{World, code, json, run, text, verify_cli, write_json};
 use govledger_cli::verify::{FailedStep, verify_bundle};
 use ledger::hash::hash_document;
 use ledger::proof::{ProofBundle, Step};
@@ -39,20 +39,7 @@ fn files() -> Files {
 }
 
 fn write_bundle(dir: &Path, name: &str, b: &ProofBundle) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, serde_json::to_string_pretty(b).unwrap()).unwrap();
-    p
-}
-
-fn verify_cli(bundle: &Path, genesis: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "verify",
-        bundle.to_str().unwrap(),
-        "--genesis",
-        genesis.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
+    write_json(dir, name, b)
 }
 
 #[test]

@@ -583,3 +583,22 @@ fn handle(
         _ => json_response(stream, 404, error("not_found", None, "no such route")),
     }
 }
+
+/// Writes `value` as pretty JSON to `dir/name` and returns the path.
+pub fn write_json<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_string_pretty(value).unwrap()).unwrap();
+    p
+}
+
+/// Runs `govledger verify BUNDLE --genesis GENESIS EXTRA…`.
+pub fn verify_cli(bundle: &Path, genesis: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "verify",
+        bundle.to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
