@@ -161,6 +161,30 @@ pub enum Node {
     },
 }
 
+impl Node {
+    /// A parent's reference to this node (as the store reads it back: version 0).
+    pub fn child(&self) -> Child {
+        match self {
+            Node::Leaf {
+                key_hash,
+                value_hash,
+            } => Child::Leaf {
+                hash: leaf_hash(key_hash, value_hash),
+                version: 0,
+            },
+            Node::Interior { left, right } => Child::Interior {
+                hash: interior_hash(&left.hash(), &right.hash()),
+                version: 0,
+            },
+        }
+    }
+
+    /// Whether it is a leaf.
+    pub fn is_leaf(&self) -> bool {
+        matches!(self, Node::Leaf { .. })
+    }
+}
+
 /// Where the tree's nodes are read from: the store, or memory.
 pub trait NodeRead {
     /// The node under `key`, if any.

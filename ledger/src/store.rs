@@ -62,6 +62,8 @@ const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_TIP: &[u8] = b"tip";
 const KEY_SCHEMA: &[u8] = b"schema";
 const KEY_TREE_ROOT: &[u8] = b"tree_root";
+/// The first depth whose interior nodes the `tree` column family holds ([`tree_store`]).
+const KEY_TREE_STORED_FROM: &[u8] = b"tree_stored_from";
 /// 2: the history log's nodes below [`LOG_MEMORY_LEVEL_FIRST`] are not stored; the leaves
 /// are, in chunks of [`LEAF_CHUNK`] (`leaves`).
 const SCHEMA_VERSION: u32 = 2;
@@ -329,7 +331,9 @@ impl Store {
         Ok(())
     }
 
-    /// Reads the state tree's root and the nodes of its upper levels.
+    /// Reads the state tree's root and recomputes its upper levels from the stored nodes
+    /// (see [`tree_store`]); converts the stored layout first if the store was written
+    /// with another number of levels in memory.
     fn load_tree_memory(&self) -> Result<()> {
         let depth = self
             .tree_memory
@@ -340,20 +344,35 @@ impl Store {
         if let Some(b) = self.db.get_cf(self.cf(CF_META), KEY_TREE_ROOT)? {
             memory.root = Some(decode::<(u64, Child)>(&b, "state tree root")?);
         }
-        if self.state_format.has_tree() && memory.root.is_none() {
-            return Err(StoreError::Corrupt {
-                what: "state tree root",
-                source: DecodeError::Malformed("missing in a store of state format 2".into()),
-            });
-        }
+        let Some((_, root)) = memory.root else {
+            if self.state_format.has_tree() {
+                return Err(StoreError::Corrupt {
+                    what: "state tree root",
+                    source: DecodeError::Malformed("missing in a store of state format 2".into()),
+                });
+            }
+            *self.tree_memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
+            return Ok(());
+        };
+        let stored_from = self
+            .db
+            .get_cf(self.cf(CF_META), KEY_TREE_STORED_FROM)?
+            .map(|b| decode::<u16>(&b, "tree_stored_from"))
+            .transpose()?
+            .unwrap_or(0);
+        // Nodes are read down to the deeper of the two boundaries: the levels above it are
+        // recomputed.
+        let read_to = depth.max(stored_from);
         let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(depth.to_be_bytes().to_vec());
+        ro.set_iterate_upper_bound((read_to + 1).to_be_bytes().to_vec());
+        let mut nodes = Vec::new();
+        let mut now_in_memory = Vec::new();
         for item in self
             .db
             .iterator_cf_opt(self.cf(CF_TREE), ro, IteratorMode::Start)
         {
             let (k, v) = item?;
-            let Some((depth, path)) = tree_store::position_of(&k) else {
+            let Some((d, path)) = tree_store::position_of(&k) else {
                 return Err(StoreError::Corrupt {
                     what: "state tree position",
                     source: DecodeError::Malformed(format!("key {}", hex::encode(&k))),
@@ -363,33 +382,81 @@ impl Store {
                 what: "state tree node",
                 source: DecodeError::Malformed(format!("at {}", hex::encode(&k))),
             })?;
-            memory.put(depth, path, node);
+            if d < depth && !node.is_leaf() {
+                now_in_memory.push(k.to_vec());
+            }
+            nodes.push((d, path, node));
+        }
+        let stored_root = nodes.iter().find(|(d, _, _)| *d == 0).map(|(_, _, n)| *n);
+        let upper = tree_store::rebuild_upper(read_to, nodes).map_err(|e| StoreError::Corrupt {
+            what: "state tree",
+            source: DecodeError::Malformed(e),
+        })?;
+        // The levels recomputed, with the nodes below them, must make the stored root.
+        let root_node = if read_to == 0 {
+            stored_root
+        } else {
+            upper.get(&(0, Hash::ZERO)).copied()
+        };
+        let mut batch = WriteBatch::default();
+        let cf = self.cf(CF_TREE);
+        for k in &now_in_memory {
+            batch.delete_cf(cf, k);
+        }
+        // Opened with fewer levels in memory than it was written with: the interior nodes
+        // of the levels given up are stored now.
+        let mut now_stored: Vec<(Vec<u8>, Vec<u8>)> = upper
+            .iter()
+            .filter(|((d, _), n)| *d >= depth && *d < stored_from && !n.is_leaf())
+            .map(|((d, path), n)| {
+                (
+                    tree_store::position_key(*d, path),
+                    tree_store::encode_node(n),
+                )
+            })
+            .collect();
+        now_stored.sort_unstable();
+        for (k, v) in &now_stored {
+            batch.put_cf(cf, k, v);
+        }
+        memory.set_nodes(upper);
+        let made = root_node.map_or(state_tree::EMPTY_SUBTREE, |n| n.child().hash());
+        if made != root.hash() {
+            return Err(StoreError::Corrupt {
+                what: "state tree",
+                source: DecodeError::Malformed(format!(
+                    "the stored nodes make root {}, the stored root is {}",
+                    made,
+                    root.hash()
+                )),
+            });
+        }
+        if stored_from != depth || !now_in_memory.is_empty() {
+            batch.put_cf(
+                self.cf(CF_META),
+                KEY_TREE_STORED_FROM,
+                codec::encode(&depth),
+            );
+            self.sync_write(batch)?;
         }
         *self.tree_memory.write().unwrap_or_else(|p| p.into_inner()) = memory;
         Ok(())
     }
 
     /// Puts a tree update into a batch: the positions it empties deleted, then its new
-    /// nodes (a later write to the same key wins), then the new root.
+    /// nodes (a later write to the same key wins), then the new root. Interior nodes of
+    /// the levels held in memory are not stored ([`tree_store`]).
     fn put_tree_update(&self, batch: &mut WriteBatch, update: &TreeUpdate) {
         let cf = self.cf(CF_TREE);
-        // Most stale positions are rewritten by the update itself: only the others are
-        // deleted (a delete and a put of one key would both go through the memtable).
-        let written: std::collections::BTreeSet<(u16, Hash)> = update
-            .nodes
-            .iter()
-            .map(|(k, _)| (k.depth, k.path))
-            .collect();
-        for k in &update.stale {
-            if !written.contains(&(k.depth, k.path)) {
-                batch.delete_cf(cf, tree_store::position_key(k.depth, &k.path));
-            }
-        }
+        // Only the committing thread changes the memory copy, after this batch is written.
+        let memory = self.tree_memory.read().unwrap_or_else(|p| p.into_inner());
+        let held = memory.depth();
         // In key order: RocksDB's memtable inserts keys that follow the previous one
         // without a search from the top (the update emits them children first).
         let mut puts: Vec<(Vec<u8>, Vec<u8>)> = update
             .nodes
             .iter()
+            .filter(|(k, node)| k.depth >= held || node.is_leaf())
             .map(|(k, node)| {
                 (
                     tree_store::position_key(k.depth, &k.path),
@@ -398,6 +465,23 @@ impl Store {
             })
             .collect();
         puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Most stale positions are rewritten by the update itself: only the others are
+        // deleted (a delete and a put of one key would both go through the memtable), and
+        // of the levels in memory only the leaves, the rest never being stored.
+        for k in &update.stale {
+            let stored = k.depth >= held || memory.get(k).is_none_or(|n| n.is_leaf());
+            if !stored {
+                continue;
+            }
+            let pos = tree_store::position_key(k.depth, &k.path);
+            if puts
+                .binary_search_by(|(p, _)| p.as_slice().cmp(&pos))
+                .is_err()
+            {
+                batch.delete_cf(cf, pos);
+            }
+        }
+        drop(memory);
         for (k, v) in &puts {
             batch.put_cf(cf, k, v);
         }
@@ -454,6 +538,12 @@ impl Store {
         }
         if let Some(update) = &gs.tree {
             self.put_tree_update(&mut batch, update);
+            let held = self
+                .tree_memory
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .depth();
+            batch.put_cf(self.cf(CF_META), KEY_TREE_STORED_FROM, codec::encode(&held));
         }
         batch.put_cf(
             self.cf(CF_VALSETS),
@@ -843,6 +933,18 @@ impl Store {
                     .flatten()
             })
             .sum()
+    }
+
+    /// Compacts every column family down to its last level (what RocksDB does over time
+    /// on its own): for measuring the size of the live data, and for an operator who
+    /// wants the space of overwritten and deleted entries back at once.
+    pub fn compact(&self) -> Result<()> {
+        self.flush()?;
+        for n in ALL_CFS {
+            self.db
+                .compact_range_cf(self.cf(n), None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     /// Flushes memtables to disk (for measuring size; not needed for durability).

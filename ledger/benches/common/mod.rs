@@ -287,6 +287,8 @@ pub struct StoreChain {
     pub tip: ChainTip,
     /// Record ids of the mixed transactions committed so far, in log order.
     pub ids: Vec<ledger::hash::Hash>,
+    /// Bytes of the mixed transactions committed so far (their canonical encodings).
+    pub raw_bytes: u64,
     _dir: tempfile::TempDir,
 }
 
@@ -304,10 +306,12 @@ impl StoreChain {
             store,
             tip,
             ids: vec![],
+            raw_bytes: 0,
             _dir: dir,
         };
         chain.commit(catalog);
         chain.ids.clear();
+        chain.raw_bytes = 0;
         chain
     }
 
@@ -319,6 +323,11 @@ impl StoreChain {
             .commit_block(&executed, &cert)
             .expect("block commits");
         self.ids.extend(executed.txs.iter().map(VerifiedTx::id));
+        self.raw_bytes += executed
+            .txs
+            .iter()
+            .map(|t| t.bytes().len() as u64)
+            .sum::<u64>();
         self.tip = self.tip.after(&executed);
     }
 
@@ -336,6 +345,11 @@ impl StoreChain {
             .commit_block(executed, cert)
             .expect("block commits");
         self.ids.extend(executed.txs.iter().map(VerifiedTx::id));
+        self.raw_bytes += executed
+            .txs
+            .iter()
+            .map(|t| t.bytes().len() as u64)
+            .sum::<u64>();
         self.tip = self.tip.after(executed);
     }
 
@@ -356,11 +370,21 @@ impl StoreChain {
             }
         }
         self.store.flush().expect("flush");
+        let built = self.store.disk_bytes();
+        let compacting = std::time::Instant::now();
+        self.store.compact().expect("compact");
+        let raw = self.raw_bytes.max(1) as f64;
         eprintln!(
-            "built a store of {} records in {:.1} s ({} bytes on disk)",
+            "built a store of {} records ({} bytes of transactions) in {:.1} s: {} bytes on \
+             disk ({:.2}x), {} bytes ({:.2}x) after a full compaction ({:.1} s)",
             self.ids.len(),
+            self.raw_bytes,
             started.elapsed().as_secs_f64(),
-            self.store.disk_bytes()
+            built,
+            built as f64 / raw,
+            self.store.disk_bytes(),
+            self.store.disk_bytes() as f64 / raw,
+            compacting.elapsed().as_secs_f64()
         );
     }
 }

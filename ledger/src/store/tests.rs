@@ -555,6 +555,16 @@ fn whole_state(store: &Store) -> crate::state::WriteSet {
         .collect()
 }
 
+/// The positions a store holding `depth` levels in memory stores for its whole state.
+fn stored_nodes(store: &Store, depth: u16) -> usize {
+    state_tree::apply(&state_tree::MemTree::new(), 0, &whole_state(store))
+        .unwrap()
+        .nodes
+        .iter()
+        .filter(|(k, n)| n.is_leaf() || k.depth >= depth)
+        .count()
+}
+
 fn tree_positions(store: &Store) -> usize {
     store
         .db
@@ -564,24 +574,37 @@ fn tree_positions(store: &Store) -> usize {
 
 /// State format 2 in RocksDB: after every block, and after a reopen, the stored tree is
 /// exactly the tree of the whole state built from scratch (its root is the header's
-/// `state_root`, it holds no node more: stale positions are deleted in the block's batch),
-/// every key and an absent one prove against the header, and the upper levels held in
-/// memory change nothing (the same chain with none held, and with 4 levels).
+/// `state_root`; it holds every leaf and the interior nodes below the levels in memory,
+/// and no node more: stale positions are deleted in the block's batch), every key and an
+/// absent one prove against the header, and the upper levels held in memory change
+/// nothing (the same chain with none held, with 4 and with 18 levels, and reopened with
+/// another number of levels each time, which converts the stored layout).
 #[test]
 fn the_state_tree_is_committed_with_each_block_and_proves_every_key() {
     let f = fixture();
     assert!(f.genesis.state_format.has_tree());
     let mut headers = vec![];
-    for depth in [0u16, 4, TREE_MEMORY_DEPTH] {
+    let plans: [&[u16]; 4] = [
+        &[0, 0, 0],
+        &[4, 4, 4],
+        &[TREE_MEMORY_DEPTH, TREE_MEMORY_DEPTH, TREE_MEMORY_DEPTH],
+        &[TREE_MEMORY_DEPTH, 2, 0, 5],
+    ];
+    for plan in plans {
         let dir = tempfile::tempdir().unwrap();
-        let options = StoreOptions {
-            tree_memory_depth: depth,
-            ..StoreOptions::default()
-        };
         let mut nonce = 0;
         let mut these = vec![];
-        for round in 0..3u64 {
+        for (round, depth) in plan.iter().copied().enumerate() {
+            let options = StoreOptions {
+                tree_memory_depth: depth,
+                ..StoreOptions::default()
+            };
             let store = Store::open_with(dir.path(), &f.genesis, options).unwrap();
+            assert_eq!(
+                tree_positions(&store),
+                stored_nodes(&store, depth),
+                "the layout after opening with {depth} levels in memory"
+            );
             for b in 0..4u64 {
                 let tip = store.load_tip().unwrap();
                 let mut txs = vec![];
@@ -601,11 +624,12 @@ fn the_state_tree_is_committed_with_each_block_and_proves_every_key() {
                     state_tree::apply(&state_tree::MemTree::new(), 0, &whole_state(&store))
                         .unwrap();
                 assert_eq!(scratch.root_hash(), ex.header.state_root);
-                assert_eq!(
-                    tree_positions(&store),
-                    scratch.nodes.len(),
-                    "no stale node kept"
-                );
+                let expected = scratch
+                    .nodes
+                    .iter()
+                    .filter(|(k, n)| n.is_leaf() || k.depth >= depth)
+                    .count();
+                assert_eq!(tree_positions(&store), expected, "no stale node kept");
                 these.push(ex.header);
             }
             // Every key, and keys that are absent, prove against the tip's header.
@@ -639,6 +663,70 @@ fn the_state_tree_is_committed_with_each_block_and_proves_every_key() {
     }
     assert_eq!(headers[0], headers[1]);
     assert_eq!(headers[0], headers[2]);
+}
+
+/// The levels held in memory are recomputed at open and must make the stored root: a
+/// store that lost a stored node, or holds a changed one, is refused at open (not served).
+#[test]
+fn a_store_whose_tree_nodes_do_not_make_its_root_is_refused_at_open() {
+    let f = fixture();
+    let options = StoreOptions {
+        tree_memory_depth: 3,
+        ..StoreOptions::default()
+    };
+    for change in ["delete", "alter", "none"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(dir.path(), &f.genesis, options).unwrap();
+        let tip = store.load_tip().unwrap();
+        let txs: Vec<_> = (0..60u64)
+            .map(|i| tx(&f, i, land_register(&format!("P-{i}"), "owner-a")))
+            .collect();
+        let proposer = f.genesis.validators[0].public_key;
+        let (ex, _) = build_block(store.state(), &tip, proposer, tip.time_ms + 1000, txs).unwrap();
+        store.commit_block(&ex, &cert(&f, &ex.header)).unwrap();
+        // An interior node at the boundary depth: the shallowest stored ones.
+        let (key, value) = store
+            .db
+            .iterator_cf(store.cf(CF_TREE), IteratorMode::Start)
+            .map(|i| i.unwrap())
+            .find(|(k, v)| {
+                tree_store::position_of(k).unwrap().0 == 3
+                    && !tree_store::decode_node(v).unwrap().is_leaf()
+            })
+            .expect("a stored interior node at depth 3");
+        match change {
+            "delete" => store.db.delete_cf(store.cf(CF_TREE), &key).unwrap(),
+            "alter" => {
+                let mut v = value.to_vec();
+                let last = v.len() - 1;
+                v[last] ^= 1;
+                store.db.put_cf(store.cf(CF_TREE), &key, v).unwrap();
+            }
+            _ => {}
+        }
+        drop(store);
+        let opened = Store::open_with(dir.path(), &f.genesis, options);
+        if change == "none" {
+            assert_eq!(
+                opened.unwrap().stored_tip().unwrap().state_root,
+                ex.header.state_root
+            );
+        } else {
+            let Err(err) = opened else {
+                panic!("{change}: a store whose tree does not make its root opened");
+            };
+            assert!(
+                matches!(
+                    err,
+                    StoreError::Corrupt {
+                        what: "state tree",
+                        ..
+                    }
+                ),
+                "{change}: {err}"
+            );
+        }
+    }
 }
 
 /// A block executed for a state format other than the store's is refused, and nothing is
