@@ -25,6 +25,7 @@ use std::path::PathBuf;
   govledger verify status.json --genesis genesis.json --max-age 1h
   govledger checkpoint --out cp.json
   govledger audit --genesis genesis.json --checkpoint cp.json
+  govledger consistency --genesis genesis.json cp-old.json cp-new.json --proof old-new.json
 
 Environment: GOVLEDGER_NODE (node URL, default http://127.0.0.1:8080), GOVLEDGER_KEY (key file).
 
@@ -131,6 +132,28 @@ consistency proof from it to the tip verifies. Exit 0 when all pass, 5 on a mism
         exit_codes_text!()
     ))]
     Audit(AuditArgs),
+    /// Check offline that a later saved checkpoint extends an earlier one, or prove a fork.
+    #[command(after_help = concat!(
+        "Examples:
+  govledger consistency --genesis genesis.json cp-2026-03-01.json cp-2026-06-01.json \\
+      --node http://127.0.0.1:8080 --out proof-03-06.json
+  govledger consistency --genesis genesis.json cp-2026-03-01.json cp-2026-06-01.json \\
+      --proof proof-03-06.json --json
+
+Both checkpoints are verified against the genesis (either order: the lower height is the
+older). Checkpoints of the same block are identical. Two different certified blocks at one
+height, a later header with a smaller history log, or two logs of one size with different
+roots are a CONFLICT: proof that the chain was forked. Otherwise the RFC 9162 consistency
+proof between the two log sizes must verify against both certified roots: from --proof
+(offline, no network at all) or fetched from --node (not trusted). --out saves a checked
+proof for a later offline run. Exit 0 when consistent or identical; 5 on a conflict, or
+when the proof does not verify (which alone proves nothing about the chain); 4 when a
+checkpoint or the proof file does not verify or is malformed.
+
+",
+        exit_codes_text!()
+    ))]
+    Consistency(ConsistencyArgs),
     /// Load-test a running network: offered and committed tx/s, finality latency.
     #[command(after_help = concat!(
         "Examples:
@@ -1065,6 +1088,31 @@ pub struct AuditArgs {
     pub node: NodeOpt,
 }
 
+/// `consistency`.
+#[derive(Debug, Args)]
+pub struct ConsistencyArgs {
+    /// The genesis file you trust (its hash is the trust root).
+    #[arg(long, value_name = "FILE")]
+    pub genesis: PathBuf,
+    /// The earlier checkpoint (from `govledger checkpoint`).
+    #[arg(value_name = "OLD.json")]
+    pub old: PathBuf,
+    /// The later checkpoint (the two may come in either order).
+    #[arg(value_name = "NEW.json")]
+    pub new: PathBuf,
+    /// A consistency proof file saved earlier with --out: checked offline, no network at
+    /// all (--node is then not used).
+    #[arg(long, value_name = "FILE")]
+    pub proof: Option<PathBuf>,
+    /// Save the proof here once it is checked, to repeat the check offline with --proof.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Fetch the proof from this node when no --proof is given (the node is not trusted:
+    /// its proof is checked against both certified roots).
+    #[arg(long, env = "GOVLEDGER_NODE", value_name = "URL")]
+    pub node: Option<String>,
+}
+
 /// `bench`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("load").required(true).args(["rate", "max"])))]
@@ -1156,6 +1204,10 @@ pub struct BenchProofsArgs {
     /// Most bundles verified offline.
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     pub verify_max: usize,
+    /// Status bundles (format 2) of the subjects the records name (approvals, parcels,
+    /// resources, pseudonyms) instead of the records' own proof bundles.
+    #[arg(long)]
+    pub status: bool,
     /// Do not print progress to stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -1236,6 +1288,9 @@ mod tests {
         ok("verify p.json --genesis g.json --file d");
         ok("checkpoint --out cp.json");
         ok("audit --genesis g.json --checkpoint cp.json --json");
+        ok("consistency --genesis g.json old.json new.json");
+        ok("consistency old.json new.json --genesis g.json --proof p.json --json");
+        ok("consistency --genesis g.json old.json new.json --node http://h:1 --out p.json");
         ok("bench --nodes http://a:1,http://b:2 --keys dir --rate 2000 --duration 60");
         ok(
             "bench-proofs --nodes http://a:1 --ids acks.txt --duration 5 --concurrency 4 --genesis g.json",
@@ -1252,6 +1307,9 @@ mod tests {
         bad("bench --nodes http://a:1 --keys dir --rate 5 --max --duration 60");
         bad("approval issue --id A --kind k --subject s --decision granted");
         bad("query anchor");
+        bad("consistency --genesis g.json old.json");
+        bad("consistency old.json new.json");
+        bad("consistency --genesis g.json a.json b.json c.json");
         bad("approval issue --id A --kind k --subject s --decision maybe --document f");
     }
 }

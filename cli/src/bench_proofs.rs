@@ -12,6 +12,14 @@
 //!    and `Verifier::verify_many` in batches of `VERIFY_BATCH` (record signatures checked
 //!    in one batch equation). Every bundle must verify, each way, or the run fails.
 //!
+//! With `--status`, the same two phases for **status bundles** (proof format 2): first the
+//! subjects of up to [`STATUS_SUBJECTS_MAX`] of the ids are found (each record's bundle is
+//! fetched once, before the window, and its transaction names an approval, a parcel, a
+//! catalogue resource or a citizen's pseudonym), then the threads ask
+//! `GET /v1/proofs/status/{kind}/{id}` for them, and the bundles received are verified
+//! offline with `StatusBundle::verify` (nothing cached) and `StatusVerifier` (certified
+//! headers cached). Records that name no subject (anchors, governance) are skipped.
+//!
 //! A node's API has a per-client rate limit (`[api] rate_limit_per_sec`, default 2,000):
 //! raise it on the measured node, or the run measures the limit (answers `429`).
 
@@ -20,6 +28,8 @@ use crate::verify::{load_genesis, read_text};
 use hdrhistogram::Histogram;
 use ledger::hash::Hash;
 use ledger::proof::{ProofBundle, Verifier};
+use ledger::status::{StatusBundle, StatusVerifier, Subject};
+use ledger::tx::TxBody;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -36,6 +46,8 @@ pub const VERIFY_BATCH: usize = 256;
 pub const BUNDLE_BYTES_MAX: u64 = 1 << 20;
 /// Most concurrent connections.
 pub const CONCURRENCY_MAX: usize = 256;
+/// Most subjects `--status` looks up (one record bundle fetched per id, before the window).
+pub const STATUS_SUBJECTS_MAX: usize = 20_000;
 /// Per-request timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest latency the histogram records (µs).
@@ -58,6 +70,8 @@ pub struct ProofBenchOptions {
     pub genesis: Option<PathBuf>,
     /// Most bundles verified.
     pub verify_max: usize,
+    /// Status bundles of the records' subjects instead of the records' proof bundles.
+    pub status: bool,
     /// Progress on stderr.
     pub progress: bool,
 }
@@ -100,7 +114,8 @@ pub struct VerifyReport {
     pub single_per_s: f64,
     /// `Verifier::verify` (certified headers cached), per second.
     pub cached_per_s: f64,
-    /// `Verifier::verify_many` in batches of [`VERIFY_BATCH`], per second.
+    /// `Verifier::verify_many` in batches of [`VERIFY_BATCH`], per second (record bundles
+    /// only: status bundles have no batch verifier, 0).
     pub batched_per_s: f64,
     /// Mean time of one uncached verification (ms), what `govledger verify` spends.
     pub single_mean_ms: f64,
@@ -111,7 +126,9 @@ pub struct VerifyReport {
 pub struct ProofBenchReport {
     /// The nodes asked.
     pub nodes: Vec<String>,
-    /// Ids available.
+    /// What was asked for: `"record"` proof bundles or `"status"` bundles.
+    pub bundles: &'static str,
+    /// Ids available (with `--status`: the subjects found from them).
     pub ids: usize,
     /// Threads.
     pub concurrency: usize,
@@ -152,10 +169,25 @@ pub fn run(o: &ProofBenchOptions) -> anyhow::Result<ProofBenchReport> {
         .iter()
         .map(|n| n.trim_end_matches('/').to_string())
         .collect();
+    let paths: Vec<String> = if o.status {
+        if o.progress {
+            eprintln!("bench-proofs: finding the subjects of up to {STATUS_SUBJECTS_MAX} records");
+        }
+        let subjects = find_subjects(&nodes[0], &ids, o.concurrency)?;
+        subjects
+            .iter()
+            .map(|s| format!("/v1/proofs/status/{}", crate::status::route(s)))
+            .collect()
+    } else {
+        ids.iter()
+            .map(|id| format!("/v1/proofs/{}", id.to_hex()))
+            .collect()
+    };
     if o.progress {
         eprintln!(
-            "bench-proofs: {} ids, {} connections to {} node(s), {:?} warm-up + {:?}",
-            ids.len(),
+            "bench-proofs: {} {}, {} connections to {} node(s), {:?} warm-up + {:?}",
+            paths.len(),
+            if o.status { "subjects" } else { "ids" },
             o.concurrency,
             nodes.len(),
             o.warmup,
@@ -171,9 +203,9 @@ pub fn run(o: &ProofBenchOptions) -> anyhow::Result<ProofBenchReport> {
     std::thread::scope(|s| {
         for t in 0..o.concurrency {
             let node = &nodes[t % nodes.len()];
-            let (ids, total) = (&ids, &total);
+            let (paths, total) = (&paths, &total);
             s.spawn(move || {
-                let tally = serve_thread(node, ids, t as u64, window_from, window_to, keep_max);
+                let tally = serve_thread(node, paths, t as u64, window_from, window_to, keep_max);
                 let mut all = total.lock().unwrap_or_else(|p| p.into_inner());
                 merge(&mut all, tally, keep_max);
             });
@@ -205,13 +237,18 @@ pub fn run(o: &ProofBenchOptions) -> anyhow::Result<ProofBenchReport> {
                     tally.kept.len()
                 );
             }
-            Some(verify_phase(g, &tally.kept)?)
+            Some(if o.status {
+                verify_status_phase(g, &tally.kept)?
+            } else {
+                verify_phase(g, &tally.kept)?
+            })
         }
         None => None,
     };
     Ok(ProofBenchReport {
         nodes,
-        ids: ids.len(),
+        bundles: if o.status { "status" } else { "record" },
+        ids: paths.len(),
         concurrency: o.concurrency,
         duration_s,
         serve,
@@ -261,10 +298,71 @@ fn merge(all: &mut Tally, t: Tally, keep_max: usize) {
     all.kept.extend(t.kept.into_iter().take(room));
 }
 
+/// The subject a record's transaction names, if it names one a status bundle is made for.
+fn subject_of(body: &TxBody) -> Option<Subject> {
+    Some(match body {
+        TxBody::ApprovalIssue(a) => Subject::Approval(a.approval_id.clone()),
+        TxBody::LandRegister(l) => Subject::Parcel(l.parcel_id.clone()),
+        TxBody::LandTransfer(l) => Subject::Parcel(l.parcel_id.clone()),
+        TxBody::CatalogRegister(c) => Subject::Resource(c.resource_id.clone()),
+        TxBody::DataAccess(d) => Subject::Pseudonym(d.subject),
+        _ => return None,
+    })
+}
+
+/// The distinct subjects named by the first [`STATUS_SUBJECTS_MAX`] of `ids`, read from
+/// their record bundles on `node` (`threads` connections). Not timed.
+fn find_subjects(node: &str, ids: &[Hash], threads: usize) -> anyhow::Result<Vec<Subject>> {
+    let ids = &ids[..ids.len().min(STATUS_SUBJECTS_MAX)];
+    let found = Mutex::new(Vec::new());
+    let chunk = ids.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        for part in ids.chunks(chunk) {
+            let found = &found;
+            s.spawn(move || {
+                let agent = crate::bench::agent("govledger-bench-proofs", REQUEST_TIMEOUT);
+                let mut mine = Vec::new();
+                for id in part {
+                    let url = format!("{node}/v1/proofs/{}", id.to_hex());
+                    let Ok(mut resp) = agent.get(&url).call() else {
+                        continue;
+                    };
+                    let Ok(text) = resp
+                        .body_mut()
+                        .with_config()
+                        .limit(BUNDLE_BYTES_MAX)
+                        .read_to_string()
+                    else {
+                        continue;
+                    };
+                    if let Ok(b) = ProofBundle::from_json(&text)
+                        && let Some(subject) = subject_of(&b.record.tx.tx.body)
+                    {
+                        mine.push(subject);
+                    }
+                }
+                found.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
+            });
+        }
+    });
+    let mut subjects = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Distinct, in a reproducible order (a parcel transferred is named twice).
+    subjects.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
+    subjects.dedup();
+    if subjects.is_empty() {
+        anyhow::bail!(
+            "none of the {} records asked names an approval, parcel, resource or pseudonym \
+             (or the node answered none of them): no status bundle to ask for",
+            ids.len()
+        );
+    }
+    Ok(subjects)
+}
+
 /// One connection's requests until `to`; answers before `from` are not counted.
 fn serve_thread(
     node: &str,
-    ids: &[Hash],
+    paths: &[String],
     seed: u64,
     from: Instant,
     to: Instant,
@@ -285,8 +383,8 @@ fn serve_thread(
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        let pick = x.wrapping_mul(0x2545_F491_4F6C_DD1D) % ids.len() as u64;
-        let url = format!("{node}/v1/proofs/{}", ids[pick as usize].to_hex());
+        let pick = x.wrapping_mul(0x2545_F491_4F6C_DD1D) % paths.len() as u64;
+        let url = format!("{node}{}", paths[pick as usize]);
         let answer = agent.get(&url).call();
         let counted = sent >= from;
         let Ok(mut resp) = answer else {
@@ -324,38 +422,52 @@ fn serve_thread(
     tally
 }
 
-fn verify_phase(genesis: &ledger::Genesis, kept: &[String]) -> anyhow::Result<VerifyReport> {
+/// Parses every kept answer with `parse`; the seconds it took.
+fn parse_timed<T, E: std::fmt::Display>(
+    kept: &[String],
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> anyhow::Result<(Vec<T>, f64)> {
     if kept.is_empty() {
-        anyhow::bail!("no bundle was received: nothing to verify");
+        anyhow::bail!("no {what} was received: nothing to verify");
     }
     let t = Instant::now();
-    let bundles = kept
+    let parsed = kept
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            ProofBundle::from_json(text)
-                .map_err(|e| anyhow::anyhow!("bundle {i} from the node does not parse: {e}"))
+            parse(text).map_err(|e| anyhow::anyhow!("{what} {i} from the node does not parse: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let parse_s = t.elapsed().as_secs_f64();
+    Ok((parsed, t.elapsed().as_secs_f64()))
+}
+
+/// Runs `check` on every bundle, one at a time; the seconds it took. The first failure
+/// names the bundle (`how`: which way it was verified).
+fn check_timed<T, E: std::fmt::Display>(
+    bundles: &[T],
+    what: &str,
+    how: &str,
+    check: impl Fn(&T) -> Result<(), E>,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    for (i, b) in bundles.iter().enumerate() {
+        check(b).map_err(|e| anyhow::anyhow!("{what} {i} does not verify{how}: {e}"))?;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn verify_phase(genesis: &ledger::Genesis, kept: &[String]) -> anyhow::Result<VerifyReport> {
+    let (bundles, parse_s) = parse_timed(kept, "bundle", ProofBundle::from_json)?;
     let blocks: std::collections::BTreeSet<u64> =
         bundles.iter().map(|b| b.header.header.height).collect();
-
-    let t = Instant::now();
-    for (i, b) in bundles.iter().enumerate() {
-        b.verify(genesis, None)
-            .map_err(|e| anyhow::anyhow!("bundle {i} does not verify: {e}"))?;
-    }
-    let single_s = t.elapsed().as_secs_f64();
-
+    let single_s = check_timed(&bundles, "bundle", "", |b| {
+        b.verify(genesis, None).map(drop)
+    })?;
     let verifier = Verifier::new(genesis)?;
-    let t = Instant::now();
-    for (i, b) in bundles.iter().enumerate() {
-        verifier
-            .verify(b, None)
-            .map_err(|e| anyhow::anyhow!("bundle {i} does not verify (cached): {e}"))?;
-    }
-    let cached_s = t.elapsed().as_secs_f64();
+    let cached_s = check_timed(&bundles, "bundle", " (cached)", |b| {
+        verifier.verify(b, None).map(drop)
+    })?;
 
     let verifier = Verifier::new(genesis)?;
     let t = Instant::now();
@@ -384,18 +496,54 @@ fn verify_phase(genesis: &ledger::Genesis, kept: &[String]) -> anyhow::Result<Ve
     })
 }
 
+fn verify_status_phase(genesis: &ledger::Genesis, kept: &[String]) -> anyhow::Result<VerifyReport> {
+    let (bundles, parse_s) = parse_timed(kept, "status bundle", StatusBundle::from_json)?;
+    let blocks: std::collections::BTreeSet<&[u8]> = bundles
+        .iter()
+        .map(|b| b.header.bytes.0.as_slice())
+        .collect();
+    let single_s = check_timed(&bundles, "status bundle", "", |b| {
+        b.verify(genesis).map(drop)
+    })?;
+    let verifier = StatusVerifier::new(genesis);
+    let cached_s = check_timed(&bundles, "status bundle", " (cached)", |b| {
+        verifier.verify(b).map(drop)
+    })?;
+    let n = bundles.len() as f64;
+    let rate = |s: f64| n / s.max(1e-9);
+    Ok(VerifyReport {
+        bundles: bundles.len(),
+        blocks: blocks.len(),
+        parse_per_s: rate(parse_s),
+        single_per_s: rate(single_s),
+        cached_per_s: rate(cached_s),
+        batched_per_s: 0.0,
+        single_mean_ms: single_s * 1000.0 / n,
+    })
+}
+
 /// The human summary.
 pub fn summary(r: &ProofBenchReport) -> String {
     let mut s = String::new();
     let v = &r.serve;
     let _ = writeln!(
         s,
-        "served      {:.0} proof bundles/s over {:.0} s ({} connections, {} node(s), {} ids)",
+        "served      {:.0} {} bundles/s over {:.0} s ({} connections, {} node(s), {} {})",
         v.bundles_per_s,
+        if r.bundles == "status" {
+            "status"
+        } else {
+            "proof"
+        },
         r.duration_s,
         r.concurrency,
         r.nodes.len(),
-        r.ids
+        r.ids,
+        if r.bundles == "status" {
+            "subjects"
+        } else {
+            "ids"
+        }
     );
     let _ = writeln!(
         s,
@@ -420,11 +568,13 @@ pub fn summary(r: &ProofBenchReport) -> String {
             f.single_per_s, f.single_mean_ms
         );
         let _ = writeln!(s, "  certified headers cached    {:>9.0}/s", f.cached_per_s);
-        let _ = writeln!(
-            s,
-            "  batched ({VERIFY_BATCH} per batch)       {:>9.0}/s",
-            f.batched_per_s
-        );
+        if r.bundles != "status" {
+            let _ = writeln!(
+                s,
+                "  batched ({VERIFY_BATCH} per batch)       {:>9.0}/s",
+                f.batched_per_s
+            );
+        }
     }
     s
 }

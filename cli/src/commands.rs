@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => status_cmd(out, a),
         Command::Checkpoint(a) => checkpoint_cmd(out, a),
         Command::Audit(a) => audit_cmd(out, a),
+        Command::Consistency(a) => consistency_cmd(out, a),
         Command::Bench(a) => bench_cmd(out, a),
         Command::BenchProofs(a) => bench_proofs_cmd(out, a),
     }
@@ -74,6 +75,7 @@ fn bench_proofs_cmd(out: Output, a: BenchProofsArgs) -> anyhow::Result<()> {
         concurrency: a.concurrency,
         genesis: a.genesis,
         verify_max: a.verify_max,
+        status: a.status,
         progress: !a.quiet,
     })?;
     out.show(&report, || crate::bench_proofs::summary(&report));
@@ -855,6 +857,33 @@ fn audit_cmd(out: Output, a: AuditArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => Err(report_audit_failure(out, e)),
+    }
+}
+
+fn consistency_cmd(out: Output, a: ConsistencyArgs) -> anyhow::Result<()> {
+    use crate::consistency::{ConsistencyOptions, describe, run};
+    let report = run(&ConsistencyOptions {
+        genesis: a.genesis,
+        first: a.old,
+        second: a.new,
+        proof: a.proof,
+        out: a.out,
+        node: a.node,
+    })?;
+    match report.result.exit() {
+        Exit::Ok => {
+            out.show(&report, || describe(&report));
+            Ok(())
+        }
+        code => {
+            // Like a failed audit: the verdict on stderr, or the report on stdout with --json.
+            if out.json {
+                println!("{}", to_json(&report));
+            } else {
+                eprintln!("{}", describe(&report));
+            }
+            Err(anyhow::Error::new(Reported(code)))
+        }
     }
 }
 

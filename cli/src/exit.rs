@@ -15,9 +15,11 @@ pub enum Exit {
     /// 3: the node refused the transaction or the request (its reason code is printed).
     Refused,
     /// 4: `verify`: the proof bundle (or the document) does not verify; the failed step is
-    /// printed.
+    /// printed. `consistency`: a checkpoint or the proof file does not verify or is
+    /// malformed.
     VerifyFailed,
     /// 5: `audit`: the chain does not re-verify, or does not extend the checkpoint.
+    /// `consistency`: the checkpoints conflict (a fork), or the proof does not verify.
     AuditMismatch,
     /// 6: a local file could not be read or written (key file, genesis, document, output).
     Local,
@@ -54,8 +56,8 @@ macro_rules! exit_codes_text {
   1  usage: bad arguments or a malformed value (hash, time, id)
   2  node unreachable, timed out, overloaded, or an unexpected answer
   3  refused by the node (the reason code is printed, e.g. bad_nonce, parcel_frozen)
-  4  verification failed (the failed step is printed)
-  5  audit mismatch (the height and reason are printed)
+  4  verification failed (the failed step, or the file, is printed)
+  5  audit mismatch (the height and reason are printed); consistency: conflict, or not shown
   6  local file error (key file, genesis, document, output file)
   7  not found on the node
   8  status proven, but not in force (revoked, expired, absent, removed)"
@@ -125,6 +127,9 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
             return Exit::Local;
         }
         if let Some(e) = cause.downcast_ref::<crate::client::ClientError>() {
+            return e.exit();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::consistency::ConsistencyError>() {
             return e.exit();
         }
         if let Some(e) = cause.downcast_ref::<crate::audit::AuditError>()

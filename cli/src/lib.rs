@@ -10,6 +10,8 @@
 //! * [`verify`]: offline verification of proof bundles (no network code path).
 //! * [`status`]: status bundles fetched with every page of their history, in plain words.
 //! * [`audit`]: full re-verification of a chain from genesis, with checkpoints.
+//! * [`consistency`]: whether a later checkpoint extends an earlier one, offline, or
+//!   evidence of a fork; consistency proof files.
 //! * [`testnet`]: a local N-validator network in one folder.
 //! * [`bench`]: the load generator (`govledger bench`).
 //! * [`bench_proofs`]: proof bundles served over HTTP and verified offline, per second.
@@ -25,6 +27,7 @@ pub mod bench;
 pub mod bench_proofs;
 pub mod client;
 pub mod commands;
+pub mod consistency;
 pub mod keys;
 pub mod output;
 pub mod status;

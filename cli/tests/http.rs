@@ -345,3 +345,79 @@ fn bench_proofs_serves_and_verifies_every_bundle() {
     assert_ne!(code(&o), 0, "{}", text(&o));
     assert!(text(&o).contains("line 1"), "{}", text(&o));
 }
+
+/// `bench-proofs --status`: the subjects are found from the records (approvals; anchors name
+/// none), their status bundles served and every one verified offline both ways; against
+/// another chain's genesis they do not verify.
+#[test]
+fn bench_proofs_status_serves_and_verifies_status_bundles() {
+    let (node, dir, genesis, _) = stub(false);
+    let issue = |id: &str| {
+        ledger::tx::TxBody::ApprovalIssue(ledger::tx::ApprovalIssue {
+            approval_id: id.into(),
+            kind: "business-licence".into(),
+            subject: "91310000MA1K000001".into(),
+            decision: ledger::tx::Decision::Granted,
+            document_hash: ledger::hash::Hash([7; 32]),
+            valid_from_ms: 0,
+            valid_until_ms: None,
+            note: String::new(),
+        })
+    };
+    let mut ids = Vec::new();
+    {
+        let mut w = node.world.lock().unwrap();
+        for i in 0..3u8 {
+            ids.extend(w.block(vec![
+                issue(&format!("LIC-{i}-a")),
+                anchor(&[i]),
+                issue(&format!("LIC-{i}-b")),
+            ]));
+        }
+    }
+    let ids_file = dir.path().join("acks.txt");
+    let lines: Vec<String> = ids.iter().map(|id| id.to_hex()).collect();
+    std::fs::write(&ids_file, lines.join("\n") + "\n").unwrap();
+    let args = |genesis: &str| {
+        run(&[
+            "bench-proofs",
+            "--nodes",
+            &node.url,
+            "--ids",
+            ids_file.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "2",
+            "--status",
+            "--genesis",
+            genesis,
+            "--quiet",
+            "--json",
+        ])
+    };
+    let o = args(&genesis);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let j = json(&o);
+    assert_eq!(j["bundles"], "status", "{j}");
+    assert_eq!(
+        j["ids"], 6,
+        "six approvals, the anchors name no subject: {j}"
+    );
+    let serve = &j["serve"];
+    assert!(serve["ok"].as_u64().unwrap() > 0, "{j}");
+    assert_eq!(serve["failed"], 0, "{j}");
+    assert_eq!(serve["not_found"], 0, "{j}");
+    let verify = &j["verify"];
+    assert_eq!(verify["bundles"], serve["ok"], "{j}");
+    assert!(verify["cached_per_s"].as_f64().unwrap() > 0.0, "{j}");
+
+    let other = World::new("elsewhere");
+    let other_dir = tempfile::tempdir().unwrap();
+    let g2 = other.write_genesis(other_dir.path());
+    let o = args(g2.to_str().unwrap());
+    assert_ne!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("does not verify"), "{}", text(&o));
+}

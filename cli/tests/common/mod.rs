@@ -566,6 +566,21 @@ fn handle(
                 serde_json::json!({"old_size": old, "new_size": new, "proof": proof}),
             );
         }
+        ("GET", ["v1", "proofs", "status", kind, id]) => {
+            let subject = match *kind {
+                "approval" => Some(ledger::status::Subject::Approval(id.to_string())),
+                "parcel" => Some(ledger::status::Subject::Parcel(id.to_string())),
+                "resource" => Some(ledger::status::Subject::Resource(id.to_string())),
+                "pseudonym" => Hash::from_hex(id)
+                    .ok()
+                    .map(ledger::status::Subject::Pseudonym),
+                _ => None,
+            };
+            match subject.and_then(|s| w.store.status_bundle(&g, &s, 1000).unwrap()) {
+                Some(b) => json_response(stream, 200, serde_json::to_value(&b).unwrap()),
+                None => json_response(stream, 404, error("not_found", None, "no such subject")),
+            }
+        }
         ("GET", ["v1", "proofs", id]) => {
             let id = Hash::from_hex(id).unwrap();
             match w.store.proof_bundle(&g, &id).unwrap() {
