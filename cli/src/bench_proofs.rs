@@ -121,6 +121,29 @@ pub struct VerifyReport {
     pub single_mean_ms: f64,
 }
 
+impl VerifyReport {
+    /// The rates of `bundles` bundles of `blocks` blocks parsed, verified uncached and
+    /// verified cached in the seconds given, and batched (0 when not measured).
+    fn of_times(
+        bundles: usize,
+        blocks: usize,
+        [parse_s, single_s, cached_s]: [f64; 3],
+        batched_s: Option<f64>,
+    ) -> Self {
+        let n = bundles as f64;
+        let rate = |s: f64| n / s.max(1e-9);
+        VerifyReport {
+            bundles,
+            blocks,
+            parse_per_s: rate(parse_s),
+            single_per_s: rate(single_s),
+            cached_per_s: rate(cached_s),
+            batched_per_s: batched_s.map_or(0.0, rate),
+            single_mean_ms: single_s * 1000.0 / n,
+        }
+    }
+}
+
 /// The outcome.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ProofBenchReport {
@@ -347,7 +370,7 @@ fn find_subjects(node: &str, ids: &[Hash], threads: usize) -> anyhow::Result<Vec
     });
     let mut subjects = found.into_inner().unwrap_or_else(|p| p.into_inner());
     // Distinct, in a reproducible order (a parcel transferred is named twice).
-    subjects.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
+    subjects.sort_by_cached_key(|s| serde_json::to_string(s).unwrap_or_default());
     subjects.dedup();
     if subjects.is_empty() {
         anyhow::bail!(
@@ -482,18 +505,12 @@ fn verify_phase(genesis: &ledger::Genesis, kept: &[String]) -> anyhow::Result<Ve
         }
     }
     let batched_s = t.elapsed().as_secs_f64();
-
-    let n = bundles.len() as f64;
-    let rate = |s: f64| n / s.max(1e-9);
-    Ok(VerifyReport {
-        bundles: bundles.len(),
-        blocks: blocks.len(),
-        parse_per_s: rate(parse_s),
-        single_per_s: rate(single_s),
-        cached_per_s: rate(cached_s),
-        batched_per_s: rate(batched_s),
-        single_mean_ms: single_s * 1000.0 / n,
-    })
+    Ok(VerifyReport::of_times(
+        bundles.len(),
+        blocks.len(),
+        [parse_s, single_s, cached_s],
+        Some(batched_s),
+    ))
 }
 
 fn verify_status_phase(genesis: &ledger::Genesis, kept: &[String]) -> anyhow::Result<VerifyReport> {
@@ -509,17 +526,12 @@ fn verify_status_phase(genesis: &ledger::Genesis, kept: &[String]) -> anyhow::Re
     let cached_s = check_timed(&bundles, "status bundle", " (cached)", |b| {
         verifier.verify(b).map(drop)
     })?;
-    let n = bundles.len() as f64;
-    let rate = |s: f64| n / s.max(1e-9);
-    Ok(VerifyReport {
-        bundles: bundles.len(),
-        blocks: blocks.len(),
-        parse_per_s: rate(parse_s),
-        single_per_s: rate(single_s),
-        cached_per_s: rate(cached_s),
-        batched_per_s: 0.0,
-        single_mean_ms: single_s * 1000.0 / n,
-    })
+    Ok(VerifyReport::of_times(
+        bundles.len(),
+        blocks.len(),
+        [parse_s, single_s, cached_s],
+        None,
+    ))
 }
 
 /// The human summary.

@@ -285,6 +285,34 @@ fn checkpoint_then_audit_over_http() {
     );
 }
 
+/// `govledger bench-proofs` for one second on 2 connections, verifying against `genesis`.
+fn bench_proofs(
+    node: &StubNode,
+    ids: &std::path::Path,
+    genesis: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut a = vec![
+        "bench-proofs",
+        "--nodes",
+        &node.url,
+        "--ids",
+        ids.to_str().unwrap(),
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "2",
+        "--genesis",
+        genesis,
+        "--quiet",
+        "--json",
+    ];
+    a.extend_from_slice(extra);
+    run(&a)
+}
+
 #[test]
 fn bench_proofs_serves_and_verifies_every_bundle() {
     let (node, dir, genesis, _) = stub(false);
@@ -300,25 +328,7 @@ fn bench_proofs_serves_and_verifies_every_bundle() {
     let mut lines: Vec<String> = ids.iter().map(|id| id.to_hex()).collect();
     lines.push(unknown);
     std::fs::write(&ids_file, lines.join("\n") + "\n").unwrap();
-    let args = |genesis: &str| {
-        run(&[
-            "bench-proofs",
-            "--nodes",
-            &node.url,
-            "--ids",
-            ids_file.to_str().unwrap(),
-            "--duration",
-            "1",
-            "--warmup",
-            "0",
-            "--concurrency",
-            "2",
-            "--genesis",
-            genesis,
-            "--quiet",
-            "--json",
-        ])
-    };
+    let args = |genesis: &str| bench_proofs(&node, &ids_file, genesis, &[]);
     let o = args(&genesis);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let j = json(&o);
@@ -378,26 +388,7 @@ fn bench_proofs_status_serves_and_verifies_status_bundles() {
     let ids_file = dir.path().join("acks.txt");
     let lines: Vec<String> = ids.iter().map(|id| id.to_hex()).collect();
     std::fs::write(&ids_file, lines.join("\n") + "\n").unwrap();
-    let args = |genesis: &str| {
-        run(&[
-            "bench-proofs",
-            "--nodes",
-            &node.url,
-            "--ids",
-            ids_file.to_str().unwrap(),
-            "--duration",
-            "1",
-            "--warmup",
-            "0",
-            "--concurrency",
-            "2",
-            "--status",
-            "--genesis",
-            genesis,
-            "--quiet",
-            "--json",
-        ])
-    };
+    let args = |genesis: &str| bench_proofs(&node, &ids_file, genesis, &["--status"]);
     let o = args(&genesis);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let j = json(&o);
