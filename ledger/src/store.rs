@@ -360,6 +360,17 @@ impl Store {
             .map(|b| decode::<u16>(&b, "tree_stored_from"))
             .transpose()?
             .unwrap_or(0);
+        // Only this code writes it, at most the largest memory depth: anything else is a
+        // damaged store, refused (and never `read_to + 1` overflowing below).
+        if stored_from > tree_store::TREE_MEMORY_DEPTH_MAX {
+            return Err(StoreError::Corrupt {
+                what: "tree_stored_from",
+                source: DecodeError::Malformed(format!(
+                    "{stored_from} is deeper than the {} levels a store may hold in memory",
+                    tree_store::TREE_MEMORY_DEPTH_MAX
+                )),
+            });
+        }
         // Nodes are read down to the deeper of the two boundaries: the levels above it are
         // recomputed.
         let read_to = depth.max(stored_from);

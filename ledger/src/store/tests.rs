@@ -707,9 +707,30 @@ fn a_store_whose_tree_nodes_do_not_make_its_root_is_refused_at_open() {
         drop(store);
         let opened = Store::open_with(dir.path(), &f.genesis, options);
         if change == "none" {
-            assert_eq!(
-                opened.unwrap().stored_tip().unwrap().state_root,
-                ex.header.state_root
+            let store = opened.unwrap();
+            assert_eq!(store.stored_tip().unwrap().state_root, ex.header.state_root);
+            // A damaged boundary record is refused too, not a panic.
+            store
+                .db
+                .put_cf(
+                    store.cf(CF_META),
+                    KEY_TREE_STORED_FROM,
+                    codec::encode(&u16::MAX),
+                )
+                .unwrap();
+            drop(store);
+            let Err(err) = Store::open_with(dir.path(), &f.genesis, options) else {
+                panic!("tree_stored_from {} accepted", u16::MAX);
+            };
+            assert!(
+                matches!(
+                    err,
+                    StoreError::Corrupt {
+                        what: "tree_stored_from",
+                        ..
+                    }
+                ),
+                "{err}"
             );
         } else {
             let Err(err) = opened else {
